@@ -1,0 +1,201 @@
+"""The ``graves`` command: a thin layer over the library.
+
+    graves write "text" [-o out.svg|out.png] [--bias B] [--style N | --prime FILE --prime-text TEXT] ...
+    graves train CONFIG.toml [section.key=value ...] [--run-dir DIR] [--resume]
+    graves eval CKPT [--split valid|test] [--dynamic]
+    graves sample CKPT [...]
+    graves plot density|window CKPT [...]
+    graves data download ptb|enwik8 | graves data check
+
+Every error that a user can cause (a bad config key, a missing dataset, an unknown character, a damaged
+checkpoint) is reported as one line on stderr with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _data_root(arg: str | None) -> str:
+    return arg or os.environ.get("GRAVES_DATA") or "data"
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from graves.config import load_config
+    from graves.train import train
+
+    cfg = load_config(a.config, a.overrides)
+    if a.data:
+        cfg = cfg.override([f"data.root={json.dumps(a.data)}"])
+    run_dir = Path(a.run_dir) if a.run_dir else Path("runs") / cfg.name
+    summary = train(cfg, run_dir, resume=a.resume, progress=not a.quiet)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from graves.evaluate import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(a.checkpoint, split=a.split, dynamic=a.dynamic, data_root=a.data,
+                                  progress=not a.quiet)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_sample(a: argparse.Namespace) -> int:
+    from graves.checkpoint import load_meta
+
+    kind = load_meta(a.checkpoint)["config"]["model"]["kind"]
+    if kind == "text":
+        from graves.tasks.text import sample_text_checkpoint
+
+        text = sample_text_checkpoint(a.checkpoint, length=a.length, temperature=a.temperature,
+                                      prime=a.prime or "", seed=a.seed)
+        if a.output:
+            Path(a.output).write_text(text, encoding="utf-8")
+            print(f"wrote {a.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text + "\n")
+        return 0
+    from graves.sample import sample_checkpoint_to_file
+
+    out = sample_checkpoint_to_file(a.checkpoint, a.output or "sample.svg", steps=a.steps, bias=a.bias,
+                                    seed=a.seed, lines=a.lines, text=a.text)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_write(a: argparse.Namespace) -> int:
+    from graves.sample import write_to_files
+
+    outputs = a.output or ["handwriting.svg", "handwriting.png"]
+    written = write_to_files(a.text, outputs, model=a.model, bias=a.bias, seed=a.seed, width=a.width,
+                             style=a.style, prime=a.prime, prime_text=a.prime_text,
+                             substitute=a.substitute, data_root=a.data)
+    for p in written:
+        print(f"wrote {p}", file=sys.stderr)
+    return 0
+
+
+def _cmd_plot(a: argparse.Namespace) -> int:
+    from graves import plots
+
+    if a.what == "density":
+        out = plots.plot_density_checkpoint(a.checkpoint, a.output, line=a.line, text=a.text,
+                                            data_root=a.data, seed=a.seed)
+    else:
+        out = plots.plot_window_checkpoint(a.checkpoint, a.output, line=a.line, text=a.text,
+                                           data_root=a.data, seed=a.seed, bias=a.bias)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_data(a: argparse.Namespace) -> int:
+    from graves.data import download
+
+    if a.action == "download":
+        dest = Path(a.dest or _data_root(a.data))
+        path = download.download(a.name, dest / ("ptb" if a.name == "ptb" else "enwik8"))
+        print(f"ok: {path}")
+        return 0
+    results = download.check(Path(_data_root(a.data)))
+    bad = 0
+    for name, ok, message in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {message}")
+        bad += not ok
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graves", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"graves {__import__('graves').__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    w = sub.add_parser("write", help="write text as handwriting (SVG/PNG) with the shipped model")
+    w.add_argument("text", help="the text to write; long text is wrapped into lines")
+    w.add_argument("-o", "--output", action="append", help="output file (.svg or .png); repeatable")
+    w.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
+    w.add_argument("--bias", type=float, default=None, help="sampling bias b >= 0 (eqs. 61-62)")
+    w.add_argument("--style", type=int, default=None, help="one of the shipped styles (0, 1, ...)")
+    w.add_argument("--prime", help="your own handwriting: JSON strokes, InkML, or an IAM-OnDB line id")
+    w.add_argument("--prime-text", help="the transcription of --prime")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--width", type=int, default=50, help="wrap lines at this many characters")
+    w.add_argument("--substitute", action="store_true",
+                   help="replace characters the model cannot write (documented table) instead of failing")
+    w.add_argument("--data", help="data root, for --prime with an IAM-OnDB line id")
+    w.set_defaults(func=_cmd_write)
+
+    t = sub.add_parser("train", help="train an experiment from a TOML config")
+    t.add_argument("config")
+    t.add_argument("overrides", nargs="*", help="section.key=value (type-checked)")
+    t.add_argument("--run-dir", help="where checkpoints and metrics go (default runs/NAME)")
+    t.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/last")
+    t.add_argument("--data", help="data root (default $GRAVES_DATA, else ./data)")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    e.add_argument("--dynamic", action="store_true", help="dynamic evaluation (text nets)")
+    e.add_argument("--data", help="data root")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("sample", help="sample from a checkpoint (text, or handwriting)")
+    s.add_argument("checkpoint")
+    s.add_argument("--length", type=int, default=1000, help="text: symbols to generate")
+    s.add_argument("--temperature", type=float, default=1.0, help="text: softmax temperature")
+    s.add_argument("--prime", help="text: text to condition on first")
+    s.add_argument("--steps", type=int, default=700, help="handwriting: pen steps per line")
+    s.add_argument("--bias", type=float, default=0.0, help="handwriting: sampling bias b")
+    s.add_argument("--lines", type=int, default=4, help="handwriting: lines per image")
+    s.add_argument("--text", help="synthesis checkpoints: the text to write")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", help="output file (.txt for text; .svg or .png for handwriting)")
+    s.set_defaults(func=_cmd_sample)
+
+    pl = sub.add_parser("plot", help="figures: density (Figs. 10, 14), window (Fig. 13)")
+    pl.add_argument("what", choices=["density", "window"])
+    pl.add_argument("checkpoint")
+    pl.add_argument("-o", "--output", required=True)
+    pl.add_argument("--line", help="an IAM-OnDB line id, e.g. a01-000u-01")
+    pl.add_argument("--text", help="synthesis nets: write this text and plot the generated line")
+    pl.add_argument("--bias", type=float, default=0.5)
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--data", help="data root")
+    pl.set_defaults(func=_cmd_plot)
+
+    d = sub.add_parser("data", help="download or check datasets")
+    dsub = d.add_subparsers(dest="action", required=True)
+    dd = dsub.add_parser("download")
+    dd.add_argument("name", choices=["ptb", "enwik8"])
+    dd.add_argument("--dest", help="folder (default DATA_ROOT/ptb or DATA_ROOT/enwik8)")
+    dd.add_argument("--data", help="data root")
+    dc = dsub.add_parser("check")
+    dc.add_argument("--data", help="data root")
+    d.set_defaults(func=_cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from graves.errors import USER_ERRORS
+
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"graves: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graves: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

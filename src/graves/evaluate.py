@@ -1,0 +1,36 @@
+"""``graves eval``: evaluate a checkpoint on a split, statically or with dynamic evaluation.
+
+The metrics themselves live with each task (``graves.tasks.text``: BPC, perplexity, error, dynamic
+evaluation; ``graves.tasks.handwriting``: log-loss in nats and SSE); this module rebuilds the model
+from the checkpoint alone and dispatches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from graves.checkpoint import load_meta, load_weights
+from graves.config import Config
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "valid", dynamic: bool = False,
+                        data_root: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Metrics of the checkpoint at ``path`` on ``split``; the checkpoint's files are never modified."""
+    from graves.train import build_task
+
+    meta = load_meta(path)
+    cfg = Config.from_dict(meta["config"])
+    if data_root:
+        cfg = cfg.override([f'data.root="{data_root}"'])
+    task = build_task(cfg, meta)
+    model = task.model
+    model.load_state_dict(load_weights(path))
+    model.eval()
+    if dynamic:
+        if not hasattr(task, "evaluate_dynamic"):
+            raise ValueError(f"dynamic evaluation is defined for text nets, not for {cfg.model.kind!r} models")
+        metrics = task.evaluate_dynamic(model, split, progress=progress)
+    else:
+        metrics = task.evaluate(model, split, progress=progress)
+    return {"checkpoint": str(path), "split": split, "dynamic": dynamic, **metrics}

@@ -1,0 +1,1 @@
+"""Experiments as tasks for the one training loop (see ``graves.train``): data, loss, evaluation."""

@@ -1,0 +1,244 @@
+"""One training loop for every experiment of the paper.
+
+The loop knows nothing about text or handwriting. An experiment is a *task* (``graves.tasks``) that
+builds the model from the config and provides:
+
+- ``batches(epoch, generator)``: the training batches of one epoch, in order (resumable via
+  ``position``, the index of the next batch);
+- ``loss(model, batch) -> (loss, count)``: the loss of a batch, summed over time and averaged over
+  the sequences of the batch (the optimiser's objective), and the number of sequences it covers;
+- ``evaluate(model, split) -> dict``: validation metrics, with ``"loss"`` the early-stopping key;
+- ``num_train_sequences``: for adaptive weight noise (KL is divided by it, SPEC §2);
+- ``meta()``: what sampling needs to rebuild the model from the checkpoint alone (alphabet, stats);
+- ``state_dict()`` / ``load_state_dict()``: anything it carries between batches (e.g. the text nets'
+  hidden state across truncated-BPTT sequences), so that a resumed run continues exactly.
+
+Logging happens here and only here: a progress bar on stderr, and one JSON line per log step in
+``metrics.jsonl`` in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
+from graves.config import Config
+from graves.nn.noise import AdaptiveWeightNoise, WeightNoise
+from graves.optim import build_optimizer
+
+
+def build_task(cfg: Config, meta: dict[str, Any] | None = None):
+    """The task object for ``cfg.model.kind``; ``meta`` (from a checkpoint) skips loading training data."""
+    kind = cfg.model.kind
+    if kind == "text":
+        from graves.tasks.text import TextTask
+
+        return TextTask(cfg, meta)
+    if kind in ("handwriting", "synthesis"):
+        from graves.tasks.handwriting import HandwritingTask
+
+        return HandwritingTask(cfg, meta)
+    raise ValueError(f"unknown model kind {kind!r} (expected text, handwriting or synthesis)")
+
+
+class _Stop:
+    """Turns SIGINT/SIGTERM into a clean stop at the next step boundary (the run is checkpointed)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __enter__(self):
+        self._old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):  # noqa: ARG002
+        if self.requested:  # a second interrupt: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (``run_dir/last`` and ``run_dir/best`` checkpoints); returns the summary."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.set_flush_denormal(True)
+    device = torch.device(tc.device)
+
+    last = run_dir / "last"
+    trainer_state = None
+    if resume:
+        if not last.exists():
+            raise CheckpointError(f"--resume: no checkpoint at {last}")
+        saved = Config.from_dict(load_meta(last)["config"])
+        if saved.model != cfg.model:
+            raise CheckpointError(f"--resume: the model config differs from the one saved in {last}")
+        trainer_state = load_trainer_state(last)
+        if trainer_state is None:
+            raise CheckpointError(f"--resume: {last} has no trainer state (a shipped model cannot be resumed)")
+
+    torch.manual_seed(tc.seed)
+    task = build_task(cfg)
+    model = task.model.to(device)
+    if tc.init_from and not resume:
+        # The paper chains runs: each regularised net starts from the previous net's final weights.
+        model.load_state_dict(load_weights(tc.init_from))
+
+    noise = None
+    if cfg.noise.kind == "weight":
+        noise = WeightNoise(model, std=cfg.noise.std, per=cfg.noise.per)
+    elif cfg.noise.kind == "adaptive":
+        noise = AdaptiveWeightNoise(model, init_std=cfg.noise.std)
+    elif cfg.noise.kind != "none":
+        raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
+    params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
+    o = cfg.optim
+    optimizer = build_optimizer(o.name, params, lr=o.lr, momentum=o.momentum, alpha=o.alpha, eps=o.eps)
+    generator = torch.Generator().manual_seed(tc.seed)
+
+    step, epoch, position, best, bad_evals = 0, 0, 0, math.inf, 0
+    history: list[dict[str, Any]] = []
+    if trainer_state is not None:
+        model.load_state_dict(load_weights(last))
+        if isinstance(noise, AdaptiveWeightNoise):
+            noise.load_state_dict(trainer_state["noise"])
+        optimizer.load_state_dict(trainer_state["optimizer"])
+        generator.set_state(trainer_state["generator"])
+        torch.set_rng_state(trainer_state["torch_rng"])
+        task.load_state_dict(trainer_state["task"])
+        step, epoch, position = trainer_state["step"], trainer_state["epoch"], trainer_state["position"]
+        best, bad_evals = trainer_state["best"], trainer_state["bad_evals"]
+        history = trainer_state["history"]
+
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    t_start = time.monotonic()
+
+    def log(record: dict[str, Any]) -> None:
+        metrics_file.write(json.dumps(record) + "\n")
+        metrics_file.flush()
+
+    def save(which: str) -> None:
+        weights = noise.mean_state_dict() if isinstance(noise, AdaptiveWeightNoise) else model.state_dict()
+        meta = {"config": cfg.to_dict(), "step": step, "epoch": epoch, "history": history, **task.meta()}
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "task": task.state_dict(),
+            "noise": noise.state_dict() if isinstance(noise, AdaptiveWeightNoise) else {},
+            "step": step,
+            "epoch": epoch,
+            "position": position,
+            "best": best,
+            "bad_evals": bad_evals,
+            "history": history,
+        }
+        save_checkpoint(run_dir / which, weights, meta, state if which == "last" else None)
+
+    def validate() -> bool:
+        """Evaluate, record, checkpoint; True when early stopping says stop."""
+        nonlocal best, bad_evals
+        ctx = noise.mean_weights() if isinstance(noise, AdaptiveWeightNoise) else nullcontext()
+        with ctx:
+            metrics = task.evaluate(model, "valid")
+        record = {"step": step, "epoch": epoch, "minutes": (time.monotonic() - t_start) / 60, "valid": metrics}
+        history.append(record)
+        log(record)
+        improved = metrics["loss"] < best
+        if improved:
+            best, bad_evals = metrics["loss"], 0
+            save("best")
+        else:
+            bad_evals += 1
+        save("last")
+        if progress:
+            tqdm.write(f"step {step} epoch {epoch}: valid " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        return bool(tc.patience) and bad_evals >= tc.patience
+
+    stop_reason = "epochs"
+    bar = tqdm(total=None, disable=not progress, unit="step", dynamic_ncols=True, initial=step)
+    try:
+        with _Stop() as stopper:
+            done = False
+            while epoch < tc.epochs and not done:
+                model.train()
+                batches = task.batches(epoch, generator)
+                n_batches = len(batches)
+                for i, batch in enumerate(batches):
+                    if i < position:
+                        continue
+                    t0 = time.monotonic()
+                    optimizer.zero_grad(set_to_none=True)
+                    if isinstance(noise, AdaptiveWeightNoise):
+                        with noise.sample(generator):
+                            loss, count = task.loss(model, batch)
+                            # MDL loss: E[L(x|w)] + KL(Q||P) / (number of training sequences) (SPEC §2).
+                            total = loss + noise.kl() / task.num_train_sequences
+                            total.backward()
+                    elif isinstance(noise, WeightNoise):
+                        with noise.sample(generator):
+                            loss, count = task.loss(model, batch)
+                            loss.backward()
+                    else:
+                        loss, count = task.loss(model, batch)
+                        loss.backward()
+                    optimizer.step()
+                    step += 1
+                    position = i + 1
+                    lv = float(loss.detach())
+                    if not math.isfinite(lv):
+                        raise FloatingPointError(f"loss became {lv} at step {step}; last checkpoint: {last}")
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch, batch=f"{position}/{n_batches}", loss=f"{lv:.4g}",
+                                    seq_s=f"{count / max(time.monotonic() - t0, 1e-9):.1f}")
+                    if step % tc.log_every == 0:
+                        log({"step": step, "epoch": epoch, "train_loss": lv, "seconds": time.monotonic() - t_start})
+                    if tc.eval_every and step % tc.eval_every == 0 and validate():
+                        stop_reason, done = "early stopping", True
+                        break
+                    if tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                        save("last")
+                    if tc.max_steps and step >= tc.max_steps:
+                        stop_reason, done = "max_steps", True
+                        break
+                    if tc.max_minutes and time.monotonic() - t_start >= tc.max_minutes * 60:
+                        stop_reason, done = "max_minutes", True
+                        break
+                    if stopper.requested:
+                        stop_reason, done = "interrupted", True
+                        break
+                else:
+                    epoch += 1
+                    position = 0
+                    if not tc.eval_every and validate():
+                        stop_reason, done = "early stopping", True
+            if not history or history[-1]["step"] != step:
+                validate()
+    finally:
+        bar.close()
+        metrics_file.close()
+    summary = {"stop": stop_reason, "step": step, "epoch": epoch, "best_valid_loss": best,
+               "last": history[-1] if history else None, "run_dir": str(run_dir)}
+    return summary

@@ -1,0 +1,134 @@
+"""Configs: typed, frozen, overridable, round-tripping; checkpoints: atomic, validated, never pickles."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
+from graves.config import Config, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_the_papers_synthesis_setup():
+    cfg = Config()
+    assert (cfg.model.num_layers, cfg.model.hidden_size, cfg.model.mixtures, cfg.model.window_mixtures) == (3, 400, 20, 10)
+    assert (cfg.model.lstm_clip, cfg.model.output_clip) == (10.0, 100.0)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.alpha, cfg.optim.eps) == ("rmsprop", 1e-4, 0.9, 0.95, 1e-4)
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().model.hidden_size = 3  # type: ignore[misc]
+
+
+def test_overrides_are_type_checked():
+    cfg = Config().override(["model.hidden_size=64", "train.max_minutes=1.5", "model.lstm_clip=none",
+                             "data.train_sets=['trainset']", "name=x"])
+    assert cfg.model.hidden_size == 64 and cfg.train.max_minutes == 1.5 and cfg.model.lstm_clip is None
+    assert cfg.data.train_sets == ("trainset",) and cfg.name == "x"
+    with pytest.raises(ConfigError, match="model.hiden_size"):
+        Config().override(["model.hiden_size=3"])
+    with pytest.raises(ConfigError, match="model.hidden_size must be an integer"):
+        Config().override(["model.hidden_size=3.5"])
+    with pytest.raises(ConfigError, match="train.shuffle must be true or false"):
+        Config().override(["train.shuffle=1"])
+    with pytest.raises(ConfigError, match="not of the form"):
+        Config().override(["model.hidden_size"])
+    with pytest.raises(ConfigError, match="may not be none"):
+        Config().override(["model.hidden_size=none"])
+
+
+def test_dict_round_trip_and_json():
+    cfg = Config().override(["model.kind='text'", "noise.kind='adaptive'"])
+    again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+
+
+def test_every_shipped_config_loads():
+    files = sorted((REPO / "configs").glob("*.toml"))
+    assert files, "no configs found"
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.name == load_config(f).name
+
+
+def test_bad_toml_names_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nhidden_size = = 3\n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_config(bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[modle]\nhidden_size = 3\n")
+    with pytest.raises(ConfigError, match="modle"):
+        load_config(unknown)
+
+
+def _weights():
+    return {"a": torch.randn(3, 4), "b": torch.arange(5)}
+
+
+def test_checkpoint_round_trip(tmp_path):
+    w = _weights()
+    save_checkpoint(tmp_path / "ck", w, {"step": 7, "config": Config().to_dict()},
+                    {"optimizer": {"state": {0: {"m": torch.ones(2)}}}, "step": 7})
+    got = load_weights(tmp_path / "ck")
+    assert torch.equal(got["a"], w["a"]) and torch.equal(got["b"], w["b"])
+    assert load_meta(tmp_path / "ck")["step"] == 7
+    assert torch.equal(load_trainer_state(tmp_path / "ck")["optimizer"]["state"][0]["m"], torch.ones(2))
+
+
+def test_checkpoint_half_precision(tmp_path):
+    w = _weights()
+    save_checkpoint(tmp_path / "ck", w, {}, dtype=torch.float16)
+    got = load_weights(tmp_path / "ck")
+    assert got["a"].dtype == torch.float32 and got["b"].dtype == torch.int64
+    assert torch.allclose(got["a"], w["a"], atol=1e-2)
+
+
+def test_overwrite_is_atomic_and_a_failed_save_keeps_the_old(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(2)}, {"step": 1})
+    import graves.checkpoint as ck
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck, "save_file", full_disk)
+    with pytest.raises(CheckpointError, match="No space left on device.*untouched"):
+        save_checkpoint(tmp_path / "ck", {"a": torch.ones(2)}, {"step": 2})
+    assert load_meta(tmp_path / "ck")["step"] == 1
+    assert torch.equal(load_weights(tmp_path / "ck")["a"], torch.zeros(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("damage", ["truncate-weights", "garbage-json", "missing-json", "garbage-trainer"])
+def test_damaged_checkpoints_give_clear_errors(tmp_path, damage):
+    save_checkpoint(tmp_path / "ck", _weights(), {"step": 1}, {"step": 1})
+    ck = tmp_path / "ck"
+    if damage == "truncate-weights":
+        data = (ck / "model.safetensors").read_bytes()
+        (ck / "model.safetensors").write_bytes(data[: len(data) // 2])
+        with pytest.raises(CheckpointError, match="corrupt or truncated"):
+            load_weights(ck)
+    elif damage == "garbage-json":
+        (ck / "checkpoint.json").write_text("{not json")
+        with pytest.raises(CheckpointError, match="checkpoint.json is corrupt"):
+            load_meta(ck)
+    elif damage == "missing-json":
+        (ck / "checkpoint.json").unlink()
+        with pytest.raises(CheckpointError, match="not a checkpoint"):
+            load_meta(ck)
+    else:
+        (ck / "trainer.pt").write_bytes(b"\x00garbage")
+        with pytest.raises(CheckpointError, match="corrupt or truncated"):
+            load_trainer_state(ck)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_meta(tmp_path / "nope")
