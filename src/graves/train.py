@@ -3,10 +3,13 @@
 The loop knows nothing about text or handwriting. An experiment is a *task* (``graves.tasks``) that
 builds the model from the config and provides:
 
-- ``batches(epoch, generator)``: the training batches of one epoch, in order (resumable via
-  ``position``, the index of the next batch);
-- ``loss(model, batch) -> (loss, count)``: the loss of a batch, summed over time and averaged over
-  the sequences of the batch (the optimiser's objective), and the number of sequences it covers;
+- ``batches(epoch, generator)``: the training batches of one epoch, in order, as a sized iterable;
+  ``generator`` is seeded from (seed, epoch) by the loop, so a resumed run skips to the same batch;
+- ``loss(model, batch, index=None) -> (loss, count)``: the loss of a batch, summed over time and
+  averaged over the sequences of the batch (the optimiser's objective), and the number of sequences it
+  covers; with ``index`` (a slice) only those sequences, averaged over themselves (weight noise draws
+  fresh weights for every sequence, so it runs the batch one sequence at a time);
+- ``batch_size(batch) -> int``;
 - ``evaluate(model, split) -> dict``: validation metrics, with ``"loss"`` the early-stopping key;
 - ``num_train_sequences``: for adaptive weight noise (KL is divided by it, SPEC §2);
 - ``meta()``: what sampling needs to rebuild the model from the checkpoint alone (alphabet, stats);
@@ -23,7 +26,6 @@ import json
 import math
 import signal
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from tqdm import tqdm
 
 from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
 from graves.config import Config
-from graves.nn.noise import AdaptiveWeightNoise, WeightNoise
+from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
 from graves.optim import build_optimizer
 
 
@@ -106,10 +108,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         model.load_state_dict(load_weights(tc.init_from))
 
     noise = None
+    if cfg.noise.per not in ("sequence", "batch"):
+        raise ValueError(f"noise.per must be 'sequence' or 'batch', not {cfg.noise.per!r}")
+    per_sequence = cfg.noise.per == "sequence"  # deviation when "batch": one draw per minibatch
     if cfg.noise.kind == "weight":
-        noise = WeightNoise(model, std=cfg.noise.std, per=cfg.noise.per)
+        noise = WeightNoise(model, std=cfg.noise.std, per_sequence=per_sequence)
     elif cfg.noise.kind == "adaptive":
-        noise = AdaptiveWeightNoise(model, init_std=cfg.noise.std)
+        noise = AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence)
     elif cfg.noise.kind != "none":
         raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
     params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
@@ -140,7 +145,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         metrics_file.flush()
 
     def save(which: str) -> None:
-        weights = noise.mean_state_dict() if isinstance(noise, AdaptiveWeightNoise) else model.state_dict()
+        weights = model.state_dict()  # outside noise.sample() the model holds the clean weights / posterior means
         meta = {"config": cfg.to_dict(), "step": step, "epoch": epoch, "history": history, **task.meta()}
         state = {
             "optimizer": optimizer.state_dict(),
@@ -160,9 +165,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     def validate() -> bool:
         """Evaluate, record, checkpoint; True when early stopping says stop."""
         nonlocal best, bad_evals
-        ctx = noise.mean_weights() if isinstance(noise, AdaptiveWeightNoise) else nullcontext()
-        with ctx:
-            metrics = task.evaluate(model, "valid")
+        metrics = task.evaluate(model, "valid")
         record = {"step": step, "epoch": epoch, "minutes": (time.monotonic() - t_start) / 60, "valid": metrics}
         history.append(record)
         log(record)
@@ -184,26 +187,32 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             done = False
             while epoch < tc.epochs and not done:
                 model.train()
-                batches = task.batches(epoch, generator)
+                # The epoch's batch order depends on (seed, epoch) alone, so a resumed run sees the same
+                # batches; the shared generator is left to the noise draws.
+                batches = task.batches(epoch, torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch))
                 n_batches = len(batches)
                 for i, batch in enumerate(batches):
                     if i < position:
                         continue
                     t0 = time.monotonic()
                     optimizer.zero_grad(set_to_none=True)
-                    if isinstance(noise, AdaptiveWeightNoise):
-                        with noise.sample(generator):
-                            loss, count = task.loss(model, batch)
-                            # MDL loss: E[L(x|w)] + KL(Q||P) / (number of training sequences) (SPEC §2).
-                            total = loss + noise.kl() / task.num_train_sequences
-                            total.backward()
-                    elif isinstance(noise, WeightNoise):
-                        with noise.sample(generator):
-                            loss, count = task.loss(model, batch)
-                            loss.backward()
-                    else:
+                    if noise is None:
                         loss, count = task.loss(model, batch)
                         loss.backward()
+                    else:
+                        count = task.batch_size(batch)
+
+                        def loss_fn(idx: slice, batch=batch, count=count):
+                            # each slice's mean loss, weighted so the gradients add up to the batch mean's
+                            return task.loss(model, batch, idx)[0] * ((idx.stop - idx.start) / count)
+
+                        loss = noisy_backward(noise, loss_fn, count, generator)
+                        if isinstance(noise, AdaptiveWeightNoise):
+                            # MDL loss: E[L(x|w)] + KL(Q||P) / (number of training sequences) (SPEC §2);
+                            # the data term is a mean over sequences, so the KL is divided by S once.
+                            kl = noise.kl() / task.num_train_sequences
+                            kl.backward()
+                            loss = loss + kl.detach()
                     optimizer.step()
                     step += 1
                     position = i + 1

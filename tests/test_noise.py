@@ -1,0 +1,228 @@
+"""Weight noise and adaptive weight noise (Section 3.1; Graves 2011)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, awn_kl, noisy_backward
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+
+
+def batch(B=3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, 3, generator=g, dtype=torch.float64), torch.randn(B, 2, generator=g, dtype=torch.float64)
+
+
+def loss_of(model_or_params, model, x, y):
+    """Summed squared error; with a dict, evaluated at those weights through functional_call."""
+    out = model(x) if model_or_params is model else functional_call(model, model_or_params, (x,))
+    return ((out - y) ** 2).sum()
+
+
+def draws(model, generator, n):
+    """ξ for n consecutive samples, in the order the noise classes draw them (parameter order)."""
+    return [{name: torch.randn(p.shape, generator=generator, dtype=p.dtype) for name, p in model.named_parameters()}
+            for _ in range(n)]
+
+
+# ---------------------------------------------------------------- fixed weight noise
+
+
+def test_weight_noise_has_the_stated_std_and_restores_clean_weights():
+    layer = nn.Linear(400, 500)
+    clean = [p.detach().clone() for p in layer.parameters()]
+    noise = WeightNoise(layer, std=0.075)
+    with noise.sample(torch.Generator().manual_seed(0)):
+        diff = layer.weight.detach() - clean[0]
+        assert abs(diff.std().item() - 0.075) < 0.075 * 0.01  # 200k draws: relative s.e. ≈ 0.16 %
+        assert abs(diff.mean().item()) < 5 * 0.075 / math.sqrt(diff.numel())
+        assert not torch.equal(layer.bias.detach(), clean[1])  # biases are weights too
+        assert torch.equal(noise.clean_parameters()[0], clean[0])
+    for p, c in zip(layer.parameters(), clean):
+        assert torch.equal(p.detach(), c)  # exactly the clean values
+
+
+def test_gradient_at_noisy_weights_is_applied_to_clean_weights():
+    model = tiny_model()
+    x, y = batch()
+    clean = {n: p.detach().clone() for n, p in model.named_parameters()}
+    noise = WeightNoise(model, std=0.075, per_sequence=False)
+    with noise.sample(torch.Generator().manual_seed(3)):
+        noisy = {n: p.detach().clone() for n, p in model.named_parameters()}
+        loss_of(model, model, x, y).backward()
+    # reference: autograd at the noisy weights
+    noisy_leaf = {n: v.clone().requires_grad_(True) for n, v in noisy.items()}
+    ref = torch.autograd.grad(loss_of(noisy_leaf, model, x, y), list(noisy_leaf.values()))
+    clean_leaf = {n: v.clone().requires_grad_(True) for n, v in clean.items()}
+    at_clean = torch.autograd.grad(loss_of(clean_leaf, model, x, y), list(clean_leaf.values()))
+    for (n, p), r, c in zip(model.named_parameters(), ref, at_clean):
+        assert torch.allclose(p.grad, r)
+        assert not torch.allclose(p.grad, c)  # it really is the noisy-weight gradient
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt.step()
+    for (n, p), r in zip(model.named_parameters(), ref):
+        assert torch.allclose(p.detach(), clean[n] - 0.1 * r)
+
+
+def test_weight_noise_seed_reproduces():
+    model = tiny_model()
+    noise = WeightNoise(model)
+    seen = []
+    for seed in (7, 7, 8):
+        with noise.sample(torch.Generator().manual_seed(seed)):
+            seen.append(model[0].weight.detach().clone())
+    assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
+
+
+def test_optimizer_step_inside_sample_is_an_error():
+    model = tiny_model()
+    clean = model[0].weight.detach().clone()
+    x, y = batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for noise in (WeightNoise(model), AdaptiveWeightNoise(model)):
+        with pytest.raises(RuntimeError, match="optimizer.step"):
+            with noise.sample(torch.Generator().manual_seed(0)):
+                loss_of(model, model, x, y).backward()
+                opt.step()
+        assert torch.equal(model[0].weight.detach(), clean)
+        opt.zero_grad()
+
+
+@pytest.mark.parametrize("per_sequence", [True, False])
+def test_noisy_backward_draws_per_sequence_or_per_batch(per_sequence):
+    model = tiny_model()
+    x, y = batch(B=3)
+    noise = WeightNoise(model, std=0.075, per_sequence=per_sequence)
+    gen = torch.Generator().manual_seed(5)
+    total = noisy_backward(noise, lambda idx: loss_of(model, model, x[idx], y[idx]), 3, gen)
+    clean = dict(model.named_parameters())
+    slices = [slice(i, i + 1) for i in range(3)] if per_sequence else [slice(0, 3)]
+    xis = draws(model, torch.Generator().manual_seed(5), len(slices))
+    ref_grads = {n: torch.zeros_like(p) for n, p in clean.items()}
+    ref_total = 0.0
+    for idx, xi in zip(slices, xis):
+        w = {n: (p.detach() + 0.075 * xi[n]).requires_grad_(True) for n, p in clean.items()}
+        loss = loss_of(w, model, x[idx], y[idx])
+        for n, gr in zip(w, torch.autograd.grad(loss, list(w.values()))):
+            ref_grads[n] += gr
+        ref_total += loss.item()
+    assert math.isclose(total.item(), ref_total, rel_tol=1e-12)
+    for n, p in clean.items():
+        assert torch.allclose(p.grad, ref_grads[n])
+
+
+# ---------------------------------------------------------------- adaptive weight noise
+
+
+def test_awn_samples_have_the_stated_mean_and_std():
+    layer = nn.Linear(400, 500)
+    mu = layer.weight.detach().clone()
+    awn = AdaptiveWeightNoise(layer, init_std=0.075)
+    assert all(torch.allclose(s, torch.full_like(s, 0.075)) for s in awn.s())
+    with torch.no_grad():
+        awn.log_s[0][:200].fill_(math.log(0.2))  # two different learned stds
+    with awn.sample(torch.Generator().manual_seed(0)):
+        diff = layer.weight.detach() - mu
+    for rows, s in ((slice(0, 200), 0.2), (slice(200, 400), 0.075)):
+        d = diff[rows]
+        assert abs(d.std().item() - s) < 0.015 * s
+        assert abs(d.mean().item()) < 5 * s / math.sqrt(d.numel())
+    assert torch.equal(layer.weight.detach(), mu)
+
+
+def test_awn_kl_equals_direct_formula_and_prior_is_optimal():
+    g = torch.Generator().manual_seed(0)
+    mu = [torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(5, generator=g, dtype=torch.float64) + 1]
+    s = [torch.rand(shape, generator=g, dtype=torch.float64) + 0.05 for shape in ((3, 4), (5,))]
+    flat_mu, flat_s = torch.cat([m.reshape(-1) for m in mu]), torch.cat([t.reshape(-1) for t in s])
+    mu_p = flat_mu.mean()
+    s_p = (flat_s**2 + (flat_mu - mu_p) ** 2).mean().sqrt()
+
+    def kl_to(m_p, sd_p):
+        q = torch.distributions.Normal(flat_mu, flat_s)
+        return torch.distributions.kl_divergence(q, torch.distributions.Normal(m_p, sd_p)).sum()
+
+    kl = awn_kl(mu, s)
+    assert torch.allclose(kl, kl_to(mu_p, s_p), rtol=1e-12)
+    at_optimum = 0.5 * flat_mu.numel() * torch.log(s_p**2) - flat_s.log().sum()  # Σ log(s_p / s_i)
+    assert math.isclose(kl.item(), at_optimum.item(), rel_tol=1e-12)
+    for dm, ds in ((0.05, 0.0), (-0.05, 0.0), (0.0, 0.05), (0.0, -0.05)):
+        assert kl_to(mu_p + dm, s_p + ds) > kl  # any other Gaussian prior costs more
+
+
+def test_awn_gradients_reach_mu_and_s_and_equal_reparameterised_autograd():
+    model = tiny_model()
+    x, y = batch(B=2)
+    mu0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    awn = AdaptiveWeightNoise(model, init_std=0.075)
+    with torch.no_grad():
+        for ls in awn.log_s:
+            ls.add_(0.3 * torch.randn(ls.shape, dtype=ls.dtype))
+    log_s0 = {n: ls.detach().clone() for n, ls in zip(awn.names, awn.log_s)}
+    S = 100  # training sequences
+    total = noisy_backward(awn, lambda idx: loss_of(model, model, x[idx], y[idx]), 2, torch.Generator().manual_seed(9))
+    (awn.kl() * (2 / S)).backward()
+    # reference: autograd through w = μ + exp(log s) ξ with the same ξ, plus the KL term
+    mu = {n: v.clone().requires_grad_(True) for n, v in mu0.items()}
+    log_s = {n: v.clone().requires_grad_(True) for n, v in log_s0.items()}
+    xis = draws(model, torch.Generator().manual_seed(9), 2)
+    ref_loss = 0.0
+    for i, xi in enumerate(xis):
+        w = {n: mu[n] + log_s[n].exp() * xi[n] for n in mu}
+        ref_loss = ref_loss + loss_of(w, model, x[i : i + 1], y[i : i + 1])
+    objective = ref_loss + awn_kl(mu.values(), [v.exp() for v in log_s.values()]) * (2 / S)
+    grads = torch.autograd.grad(objective, [*mu.values(), *log_s.values()])
+    n_params = len(mu)
+    assert math.isclose(total.item(), ref_loss.item(), rel_tol=1e-12)
+    for k, (name, p) in enumerate(model.named_parameters()):
+        assert torch.equal(p.detach(), mu0[name])  # back at μ after sampling
+        assert p.grad.abs().sum() > 0 and awn.log_s[k].grad.abs().sum() > 0
+        assert torch.allclose(p.grad, grads[k], rtol=1e-10, atol=1e-12)
+        assert torch.allclose(awn.log_s[k].grad, grads[n_params + k], rtol=1e-10, atol=1e-12)
+
+
+def test_awn_keeps_gradients_from_before_the_sample():
+    model = tiny_model()
+    x, y = batch(B=1)
+    awn = AdaptiveWeightNoise(model)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    with awn.sample(torch.Generator().manual_seed(0)):
+        loss_of(model, model, x, y).backward()
+        inner = [p.grad.clone() for p in model.parameters()]
+    for p, g in zip(model.parameters(), inner):
+        assert torch.allclose(p.grad, g + 1)
+
+
+def test_awn_starts_from_previous_weights_and_saves_means():
+    previous = tiny_model(seed=3).state_dict()
+    model = tiny_model(seed=4)
+    model.load_state_dict(previous)
+    awn = AdaptiveWeightNoise(model, init_std=0.075)
+    for n, p in zip(awn.names, awn.mu):
+        assert torch.equal(p.detach(), previous[n])
+    with awn.sample(torch.Generator().manual_seed(0)):
+        means = awn.mean_state_dict()
+        assert not torch.equal(model[0].weight.detach(), previous["0.weight"])
+        with pytest.raises(RuntimeError):
+            awn.kl()
+    for n, v in previous.items():
+        assert torch.equal(means[n], v)
+    # log s round-trips through a plain dict of tensors
+    with torch.no_grad():
+        awn.log_s[0].add_(1.0)
+    saved = {n: v.clone() for n, v in awn.state_dict().items()}
+    other = AdaptiveWeightNoise(model)
+    other.load_state_dict(saved)
+    assert all(torch.equal(a, b) for a, b in zip(other.log_s, awn.log_s))
+    with pytest.raises(KeyError):
+        other.load_state_dict({"nope": torch.zeros(1)})
