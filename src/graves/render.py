@@ -1,0 +1,283 @@
+"""Render handwriting: offsets -> SVG, PNG and plotter polylines; pages of several lines.
+
+Input is one line or a list of lines, each an offsets array ``(T, 3)`` of ``(dx, dy, eos)`` in raw
+units with y pointing up (what :mod:`graves.data.iamondb` yields and what the sampler returns after
+``Normaliser.denormalise``), or anything with an ``.offsets`` attribute (a ``Line``). Lines are stacked
+top to bottom, left-aligned, with a gap between them and an optional label above each.
+
+Page coordinates (the SVG viewBox, the PNG and the polylines) have y pointing **down**, as SVG and pen
+plotters expect; the flip from the data's y-up happens once, in :func:`layout`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+from xml.sax.saxutils import escape, quoteattr
+
+import numpy as np
+
+from graves.data.strokes import offsets_to_strokes
+
+__all__ = ["Page", "RenderError", "layout", "to_svg", "to_png", "to_polylines", "save", "write_page", "SUFFIXES"]
+
+SUFFIXES = (".svg", ".png", ".json")
+
+
+class RenderError(ValueError):
+    """Bad input to a renderer (shape, labels, options) or an output path it cannot write."""
+
+
+@dataclass
+class Page:
+    """Laid-out lines in page coordinates (y down). ``strokes[i]`` are line i's strokes ``(n, 2)``;
+    ``labels[i]`` is ``(text, x, y)`` of its label's baseline or None; ``box`` is ``(x0, y0, x1, y1)``
+    around everything including the margin; ``font_size`` is the labels' size in page units."""
+
+    strokes: list[list[np.ndarray]]
+    labels: list[tuple[str, float, float] | None]
+    box: tuple[float, float, float, float]
+    font_size: float
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+def _as_lines(lines: Any) -> list[np.ndarray]:
+    if hasattr(lines, "offsets"):
+        lines = [lines]
+    elif isinstance(lines, np.ndarray) and lines.ndim == 2:
+        lines = [lines]
+    out = []
+    for i, line in enumerate(lines):
+        o = np.asarray(getattr(line, "offsets", line), dtype=np.float64)
+        if o.ndim != 2 or o.shape[1] != 3:
+            raise RenderError(f"line {i}: offsets must have shape (T, 3), got {o.shape}")
+        if not np.all(np.isfinite(o)):
+            raise RenderError(f"line {i}: offsets contain NaN or inf")
+        out.append(o)
+    return out
+
+
+def layout(
+    lines: Any,
+    labels: Sequence[str | None] | None = None,
+    line_gap: float | None = None,
+    margin: float | None = None,
+    font_size: float | None = None,
+) -> Page:
+    """Stack ``lines`` top to bottom (left-aligned at x = margin) in page coordinates, y down.
+
+    ``line_gap``, ``margin`` and ``font_size`` are in data units; by default they are 0.3, 0.2 and 0.25
+    times the median line height (at least 1 unit each), so the page looks the same at any scale.
+    """
+    offsets = _as_lines(lines)
+    if labels is not None and len(labels) != len(offsets):
+        raise RenderError(f"{len(labels)} labels for {len(offsets)} lines")
+    line_strokes = [offsets_to_strokes(o) for o in offsets]
+    boxes = []
+    for strokes in line_strokes:
+        if strokes:
+            pts = np.concatenate(strokes)
+            boxes.append((pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()))
+        else:
+            boxes.append((0.0, 0.0, 0.0, 0.0))
+    heights = [b[3] - b[1] for b in boxes if b[3] > b[1]]
+    typical = float(np.median(heights)) if heights else 1.0
+    line_gap = max(0.3 * typical, 1.0) if line_gap is None else float(line_gap)
+    margin = max(0.2 * typical, 1.0) if margin is None else float(margin)
+    font_size = max(0.25 * typical, 1.0) if font_size is None else float(font_size)
+
+    placed: list[list[np.ndarray]] = []
+    placed_labels: list[tuple[str, float, float] | None] = []
+    top = margin  # page y of the next line's top
+    right = margin
+    for i, (strokes, (x0, y0, x1, y1)) in enumerate(zip(line_strokes, boxes)):
+        label = labels[i] if labels is not None else None
+        if label:
+            top += font_size
+            placed_labels.append((str(label), margin, top - 0.2 * font_size))
+        else:
+            placed_labels.append(None)
+        # data (x, y up) -> page (x, y down): x' = x - x0 + margin, y' = (y1 - y) + top
+        placed.append([np.column_stack([s[:, 0] - x0 + margin, (y1 - s[:, 1]) + top]) for s in strokes])
+        right = max(right, margin + (x1 - x0))
+        if label:
+            right = max(right, margin + 0.6 * font_size * len(str(label)))  # rough text width
+        top += (y1 - y0) + (line_gap if i < len(line_strokes) - 1 else 0.0)
+    box = (0.0, 0.0, right + margin, top + margin)
+    return Page(placed, placed_labels, box, font_size)
+
+
+def _fmt(v: float) -> str:
+    s = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _path_data(stroke: np.ndarray) -> str:
+    if len(stroke) == 1:  # a dot: a zero-length segment, drawn by the round cap
+        x, y = stroke[0]
+        return f"M{_fmt(x)} {_fmt(y)}h0"
+    head = f"M{_fmt(stroke[0, 0])} {_fmt(stroke[0, 1])}L"
+    return head + " ".join(f"{_fmt(x)} {_fmt(y)}" for x, y in stroke[1:])
+
+
+def to_svg(
+    lines: Any,
+    labels: Sequence[str | None] | None = None,
+    *,
+    stroke_width: float = 2.0,
+    colour: str = "black",
+    background: str | None = "white",
+    scale: float = 0.25,
+    line_gap: float | None = None,
+    margin: float | None = None,
+    font_size: float | None = None,
+) -> str:
+    """An SVG document: one ``<path>`` per stroke, viewBox fitted to the page (data units, y down).
+
+    ``scale``: output pixels per data unit (sets width/height; the drawing scales freely).
+    ``stroke_width``: in output pixels. ``background``: a fill colour, or None for transparent.
+    """
+    page = layout(lines, labels, line_gap, margin, font_size)
+    if scale <= 0 or stroke_width <= 0:
+        raise RenderError("scale and stroke_width must be > 0")
+    x0, y0, x1, y1 = page.box
+    w, h = x1 - x0, y1 - y0
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{_fmt(w * scale)}" '
+        f'height="{_fmt(h * scale)}" viewBox="{_fmt(x0)} {_fmt(y0)} {_fmt(w)} {_fmt(h)}">',
+    ]
+    if background:
+        out.append(f'<rect x="{_fmt(x0)}" y="{_fmt(y0)}" width="{_fmt(w)}" height="{_fmt(h)}" '
+                   f"fill={quoteattr(background)}/>")
+    out.append(f'<g fill="none" stroke={quoteattr(colour)} stroke-width="{_fmt(stroke_width / scale)}" '
+               'stroke-linecap="round" stroke-linejoin="round">')
+    for i, strokes in enumerate(page.strokes):
+        out.append(f'<g class="line" id="line-{i}">')
+        out.extend(f'<path d="{_path_data(s)}"/>' for s in strokes)
+        out.append("</g>")
+    out.append("</g>")
+    for label in page.labels:
+        if label is not None:
+            text, x, y = label
+            out.append(f'<text x="{_fmt(x)}" y="{_fmt(y)}" font-family="sans-serif" '
+                       f'font-size="{_fmt(page.font_size)}" fill={quoteattr(colour)}>{escape(text)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+_MAX_PIXELS = 16000  # per side; matplotlib/Agg refuses much larger canvases
+
+
+def to_png(
+    lines: Any,
+    labels: Sequence[str | None] | None = None,
+    *,
+    stroke_width: float = 2.0,
+    colour: str = "black",
+    background: str | None = "white",
+    scale: float = 0.25,
+    dpi: int = 100,
+    line_gap: float | None = None,
+    margin: float | None = None,
+    font_size: float | None = None,
+) -> bytes:
+    """PNG bytes drawn with matplotlib's Agg canvas (no display, no pyplot state).
+
+    ``scale``: pixels per data unit (reduced if a side would exceed 16,000 px); ``stroke_width`` in pixels.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    page = layout(lines, labels, line_gap, margin, font_size)
+    if scale <= 0 or stroke_width <= 0:
+        raise RenderError("scale and stroke_width must be > 0")
+    x0, y0, x1, y1 = page.box
+    w, h = x1 - x0, y1 - y0
+    scale = min(scale, _MAX_PIXELS / max(w, h))
+    px_w, px_h = max(1, round(w * scale)), max(1, round(h * scale))
+    fig = Figure(figsize=(px_w / dpi, px_h / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)  # page y points down
+    width_pt = stroke_width * 72.0 / dpi
+    strokes = [s for line in page.strokes for s in line]
+    segments = [s for s in strokes if len(s) > 1]
+    dots = np.array([s[0] for s in strokes if len(s) == 1]).reshape(-1, 2)
+    ax.add_collection(LineCollection(segments, colors=colour, linewidths=width_pt,
+                                     capstyle="round", joinstyle="round"))
+    if len(dots):
+        ax.scatter(dots[:, 0], dots[:, 1], s=width_pt**2, c=colour, marker="o", linewidths=0)
+    for label in page.labels:
+        if label is not None:
+            text, x, y = label
+            ax.text(x, y, text, fontsize=page.font_size * scale * 72.0 / dpi, color=colour,
+                    family="sans-serif", va="baseline", ha="left")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor=background or "none",
+                transparent=background is None)
+    return buf.getvalue()
+
+
+def to_polylines(
+    lines: Any, line_gap: float | None = None, margin: float | None = None
+) -> list[np.ndarray]:
+    """Plotter paths: every stroke of the page as an ``(n, 2)`` array in page units (y down), in writing
+    order. Pen down along each, pen up between them."""
+    page = layout(lines, None, line_gap, margin)
+    return [s for line in page.strokes for s in line]
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a fresh file beside ``path`` (created with the usual umask permissions), then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | None = None, **options) -> Path:
+    """Write ``lines`` to ``path``, the format chosen by its suffix: ``.svg`` (:func:`to_svg`), ``.png``
+    (:func:`to_png`) or ``.json`` (plotter polylines: ``{"units", "y_axis", "polylines"}``). The file is
+    written atomically (a temporary file renamed into place). Options go to the renderer."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        data = to_svg(lines, labels, **options).encode("utf-8")
+    elif suffix == ".png":
+        data = to_png(lines, labels, **options)
+    elif suffix == ".json":
+        polylines = to_polylines(lines, **options)
+        doc = {"units": "data", "y_axis": "down",
+               "polylines": [[[round(float(x), 3), round(float(y), 3)] for x, y in p] for p in polylines]}
+        data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    else:
+        raise RenderError(f"cannot save {path}: unknown suffix {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
+    _atomic_write_bytes(path, data)
+    return path
+
+
+def write_page(lines: Any, path: str | os.PathLike, labels: Sequence[str | None] | None = None,
+               **options) -> Path:
+    """:func:`save` with the lines first: write a page of ``lines`` to ``path`` (.svg, .png or .json)."""
+    return save(path, lines, labels, **options)

@@ -1,0 +1,140 @@
+"""Rendering (graves.render): SVG structure and geometry, PNG validity, page layout, save()."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+
+import numpy as np
+import pytest
+from defusedxml import ElementTree as SafeET
+
+from graves import render
+from graves.data.strokes import offsets_to_strokes, strokes_to_offsets
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def make_line(seed: int, n_strokes: int = 6, height: float = 400.0) -> np.ndarray:
+    """Offsets (T, 3) of a wiggly synthetic line with a one-point stroke (a dot) in it."""
+    rng = np.random.default_rng(seed)
+    strokes, x = [], 0.0
+    for k in range(n_strokes):
+        if k == 2:
+            strokes.append(np.array([[x + 20, height * 0.9]]))
+            continue
+        n = int(rng.integers(5, 40))
+        t = np.linspace(0, 1, n)
+        strokes.append(np.column_stack([x + 150 * t, height / 2 + height / 2 * np.sin(6 * t + k)]))
+        x += 200
+    return strokes_to_offsets(strokes)
+
+
+def svg_points(path_d: str) -> np.ndarray:
+    nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", path_d.removesuffix("h0"))]
+    return np.array(nums).reshape(-1, 2)
+
+
+def test_svg_is_valid_xml_with_one_path_per_stroke():
+    lines = [make_line(0), make_line(1, n_strokes=4)]
+    svg = render.to_svg(lines)
+    root = SafeET.fromstring(svg.encode())
+    assert root.tag == SVG + "svg"
+    paths = root.findall(f".//{SVG}path")
+    assert len(paths) == sum(len(offsets_to_strokes(o)) for o in lines) == 10
+    assert [g.get("id") for g in root.iter(SVG + "g") if g.get("class") == "line"] == ["line-0", "line-1"]
+    # the viewBox holds every point, and width/height follow the scale
+    x0, y0, w, h = (float(v) for v in root.get("viewBox").split())
+    pts = np.concatenate([svg_points(p.get("d")) for p in paths])
+    assert (pts[:, 0] >= x0).all() and (pts[:, 0] <= x0 + w).all()
+    assert (pts[:, 1] >= y0).all() and (pts[:, 1] <= y0 + h).all()
+    assert float(root.get("width")) == pytest.approx(w * 0.25, abs=0.01)
+
+
+def test_svg_flips_y_and_stacks_lines_downwards():
+    up = strokes_to_offsets([np.array([[0.0, 0.0], [0.0, 100.0]])])  # a stroke drawn upwards (y up)
+    svg = render.to_svg([up, up], line_gap=50.0, margin=10.0)
+    paths = SafeET.fromstring(svg.encode()).findall(f".//{SVG}path")
+    first, second = svg_points(paths[0].get("d")), svg_points(paths[1].get("d"))
+    assert first[1, 1] < first[0, 1]  # upwards on the page is smaller SVG y
+    np.testing.assert_allclose(first[:, 1], [110, 10])
+    np.testing.assert_allclose(second[:, 1], [260, 160])  # line 2 below line 1, 50 units apart
+
+
+def test_svg_labels_are_escaped_and_options_applied():
+    svg = render.to_svg([make_line(2), make_line(3)], labels=['a<b & "c"', None], colour="#123456",
+                        stroke_width=3.0, scale=0.5, background=None)
+    root = SafeET.fromstring(svg.encode())
+    texts = root.findall(f".//{SVG}text")
+    assert [t.text for t in texts] == ['a<b & "c"']
+    assert root.find(f".//{SVG}rect") is None
+    g = next(g for g in root.iter(SVG + "g") if g.get("stroke"))
+    assert g.get("stroke") == "#123456" and float(g.get("stroke-width")) == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="labels"):
+        render.to_svg([make_line(2)], labels=["x", "y"])
+
+
+def test_dots_and_empty_pages():
+    dot = strokes_to_offsets([np.array([[5.0, 5.0]])])
+    svg = render.to_svg(dot)
+    (path,) = SafeET.fromstring(svg.encode()).findall(f".//{SVG}path")
+    assert path.get("d").endswith("h0")  # drawn by the round cap
+    empty = SafeET.fromstring(render.to_svg([]).encode())
+    assert empty.findall(f".//{SVG}path") == []
+    with pytest.raises(ValueError, match=r"\(T, 3\)"):
+        render.to_svg(np.zeros((4, 2)))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_png_is_a_valid_png_of_plausible_size(tmp_path):
+    lines = [make_line(4), make_line(5)]
+    page = render.layout(lines)
+    data = render.to_png(lines, scale=0.25)
+    w, h = png_size(data)
+    assert abs(w - page.width * 0.25) <= 2 and abs(h - page.height * 0.25) <= 2
+    assert 1000 < len(data) < 2_000_000
+    # there is ink: decode it with matplotlib and look for dark pixels
+    import matplotlib.image
+
+    path = tmp_path / "x.png"
+    path.write_bytes(data)
+    img = matplotlib.image.imread(path)
+    assert img.shape[:2] == (h, w)
+    dark = (img[..., :3].mean(axis=2) < 0.5).mean()
+    assert 0.002 < dark < 0.5
+
+
+def test_save_chooses_format_by_suffix_and_writes_atomically(tmp_path):
+    lines = [make_line(6), make_line(7)]
+    svg = render.save(tmp_path / "out" / "page.svg", lines, labels=["one", "two"])
+    png = render.save(tmp_path / "page.PNG", lines)
+    poly = render.save(tmp_path / "page.json", lines)
+    assert SafeET.fromstring(svg.read_bytes()).tag == SVG + "svg"
+    png_size(png.read_bytes())
+    doc = json.loads(poly.read_text())
+    assert doc["y_axis"] == "down" and len(doc["polylines"]) == sum(len(offsets_to_strokes(o)) for o in lines)
+    assert len(render.to_polylines(lines)) == len(doc["polylines"])
+    with pytest.raises(render.RenderError, match=r"unknown suffix '\.jpg'"):
+        render.save(tmp_path / "page.jpg", lines)
+    assert not (tmp_path / "page.jpg").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["page.PNG", "page.json", "page.svg"]
+
+
+def test_accepts_objects_with_offsets():
+    class Item:
+        offsets = make_line(8)
+
+    assert render.to_svg(Item()) == render.to_svg(Item.offsets)
+
+
+def test_write_page_and_render_error(tmp_path):
+    out = render.write_page([make_line(9)], tmp_path / "w.svg", labels=["nine"])
+    assert out == tmp_path / "w.svg" and SafeET.fromstring(out.read_bytes()).tag == SVG + "svg"
+    assert issubclass(render.RenderError, ValueError)
+    with pytest.raises(render.RenderError):
+        render.write_page([np.full((3, 3), np.nan)], tmp_path / "bad.png")
