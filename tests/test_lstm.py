@@ -1,0 +1,435 @@
+"""Tests of graves.nn.lstm: peephole LSTM (eqs. 7–11), derivative clipping (Section 2.1) and the deep
+stack with skip connections (eqs. 1–2). The fused BPTT path is proven equal to the autograd reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import graves.nn.lstm as lstm_mod
+from graves.nn.lstm import DeepLSTM, LSTMState, PeepholeLSTM, lstm_fused, lstm_reference
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine every
+    multi-threaded GEMM waits for a descheduled OpenMP worker (ms each): run this file on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _randomise(module: torch.nn.Module, scale: float = 0.5) -> None:
+    """Non-trivial parameters, peepholes included (the default init is small)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * scale)
+
+
+def _run(layer: PeepholeLSTM, x, state, fused: bool, w_y, w_h, w_c):
+    """Outputs, final state and the gradients of a loss touching h_1..h_T, h_T and c_T."""
+    layer.fused = fused
+    y, (h_T, c_T) = layer(x, state)
+    loss = (y * w_y).sum() + (h_T * w_h).sum() + (c_T * w_c).sum()
+    inputs = [x, *layer.parameters()] + ([state.h, state.c] if state is not None else [])
+    grads = torch.autograd.grad(loss, inputs)
+    return [y, h_T, c_T, *grads]
+
+
+def _assert_all_close(a, b, **kw):
+    assert len(a) == len(b)
+    for k, (u, v) in enumerate(zip(a, b)):
+        torch.testing.assert_close(u, v, msg=lambda m, k=k: f"tensor {k}: {m}", **kw)
+
+
+# ------------------------------------------------------------------------------------------------
+# fused == reference
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (7, 3, 4, 5), (12, 2, 6, 8), (5, 4, 3, 16)])
+@pytest.mark.parametrize("clip", [None, 0.05])
+@pytest.mark.parametrize("carry_state", [False, True])
+def test_fused_equals_reference_float64(T, B, I, H, clip, carry_state):
+    layer = PeepholeLSTM(I, H, clip=clip).to(F64)
+    _randomise(layer)
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+    state = None
+    if carry_state:
+        state = LSTMState(torch.randn(B, H, dtype=F64, requires_grad=True), torch.randn(B, H, dtype=F64, requires_grad=True))
+    # a large loss scale so that clip=0.05 really clamps
+    w = [torch.randn(T, B, H, dtype=F64) * 3, torch.randn(B, H, dtype=F64) * 3, torch.randn(B, H, dtype=F64) * 3]
+    fused = _run(layer, x, state, True, *w)
+    ref = _run(layer, x, state, False, *w)
+    _assert_all_close(fused, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_equals_reference_when_clipping_is_active():
+    """The clip=0.05 case above is not vacuous: there the clamp changes the gradients."""
+    torch.manual_seed(1)
+    T, B, I, H = 12, 2, 6, 8
+    layer = PeepholeLSTM(I, H).to(F64)
+    _randomise(layer)
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+    w = [torch.randn(T, B, H, dtype=F64) * 3, torch.randn(B, H, dtype=F64) * 3, torch.randn(B, H, dtype=F64) * 3]
+    unclipped = _run(layer, x, None, True, *w)
+    layer.clip = 0.05
+    clipped_fused = _run(layer, x, None, True, *w)
+    clipped_ref = _run(layer, x, None, False, *w)
+    _assert_all_close(clipped_fused, clipped_ref, rtol=1e-10, atol=1e-12)
+    for g_clip, g_free in zip(clipped_fused[3:], unclipped[3:]):
+        assert not torch.allclose(g_clip, g_free)
+
+
+def test_fused_float32_close_to_reference():
+    T, B, I, H = 20, 4, 5, 12
+    layer = PeepholeLSTM(I, H, clip=1.0)
+    x = torch.randn(T, B, I, requires_grad=True)
+    state = LSTMState(torch.randn(B, H, requires_grad=True), torch.randn(B, H, requires_grad=True))
+    w = [torch.randn(T, B, H), torch.randn(B, H), torch.randn(B, H)]
+    fused = _run(layer, x, state, True, *w)
+    ref = _run(layer, x, state, False, *w)
+    assert all(t.dtype == torch.float32 for t in fused)
+    _assert_all_close(fused, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_gradients_when_input_needs_none():
+    """Layer 1 of a net sees data: x needs no gradient, the parameters still get the right ones."""
+    layer = PeepholeLSTM(3, 6).to(F64)
+    x = torch.randn(9, 2, 3, dtype=F64)
+    grads = {}
+    for fused in (True, False):
+        layer.fused = fused
+        layer.zero_grad()
+        layer(x)[0].square().sum().backward()
+        grads[fused] = [p.grad.clone() for p in layer.parameters()]
+    _assert_all_close(grads[True], grads[False], rtol=1e-10, atol=1e-12)
+
+
+def test_fused_backward_twice_with_retain_graph():
+    layer = PeepholeLSTM(2, 3, clip=0.1)
+    y, _ = layer(torch.randn(4, 1, 2))
+    loss = y.square().sum()
+    first = torch.autograd.grad(loss, list(layer.parameters()), retain_graph=True)
+    second = torch.autograd.grad(loss, list(layer.parameters()))
+    _assert_all_close(first, second, rtol=0, atol=0)
+
+
+def test_empty_sequence_returns_state_unchanged():
+    layer = PeepholeLSTM(2, 3)
+    state = layer.zero_state(4)
+    y, new = layer(torch.randn(0, 4, 2), state)
+    assert y.shape == (0, 4, 3)
+    assert new.h is state.h and new.c is state.c
+
+
+# ------------------------------------------------------------------------------------------------
+# gradcheck
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", [lstm_reference, lstm_fused], ids=["reference", "fused"])
+def test_gradcheck(run):
+    T, B, I, H = 3, 2, 2, 3
+    g = torch.Generator().manual_seed(0)
+    args = [
+        torch.randn(T, B, I, dtype=F64, generator=g),  # x
+        torch.randn(B, H, dtype=F64, generator=g),  # h0
+        torch.randn(B, H, dtype=F64, generator=g),  # c0
+        torch.randn(4 * H, I, dtype=F64, generator=g) * 0.5,  # weight_ih
+        torch.randn(4 * H, H, dtype=F64, generator=g) * 0.5,  # weight_hh
+        torch.randn(4 * H, dtype=F64, generator=g) * 0.5,  # bias
+        torch.randn(H, dtype=F64, generator=g) * 0.5,  # w_ci
+        torch.randn(H, dtype=F64, generator=g) * 0.5,  # w_cf
+        torch.randn(H, dtype=F64, generator=g) * 0.5,  # w_co
+    ]
+    args = [a.requires_grad_() for a in args]
+
+    def f(x, h0, c0, *params):
+        y, (h_T, c_T) = run(x, LSTMState(h0, c0), *params, clip=None)
+        return y, c_T
+
+    assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------------------------------------
+# equal to torch.nn.LSTM without peepholes
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_equals_torch_lstm_without_peepholes(fused):
+    T, B, I, H = 10, 3, 4, 6
+    ours = PeepholeLSTM(I, H, fused=fused).to(F64)
+    ref = torch.nn.LSTM(I, H).to(F64)
+    with torch.no_grad():
+        ours.weight_ih.copy_(ref.weight_ih_l0)
+        ours.weight_hh.copy_(ref.weight_hh_l0)
+        ours.bias.copy_(ref.bias_ih_l0 + ref.bias_hh_l0)  # torch has two biases
+        for w in (ours.w_ci, ours.w_cf, ours.w_co):
+            w.zero_()
+    x = torch.randn(T, B, I, dtype=F64)
+    h0, c0 = torch.randn(B, H, dtype=F64), torch.randn(B, H, dtype=F64)
+    y, (h_T, c_T) = ours(x, LSTMState(h0, c0))
+    y_ref, (h_ref, c_ref) = ref(x, (h0[None], c0[None]))
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(h_T, h_ref[0])
+    torch.testing.assert_close(c_T, c_ref[0])
+    w_y = torch.randn(T, B, H, dtype=F64)
+    (y * w_y).sum().backward()
+    (y_ref * w_y).sum().backward()
+    torch.testing.assert_close(ours.weight_ih.grad, ref.weight_ih_l0.grad)
+    torch.testing.assert_close(ours.weight_hh.grad, ref.weight_hh_l0.grad)
+    torch.testing.assert_close(ours.bias.grad, ref.bias_ih_l0.grad)
+
+
+# ------------------------------------------------------------------------------------------------
+# derivative clipping (Section 2.1)
+# ------------------------------------------------------------------------------------------------
+
+
+def _grads(layer, x, w_y, fused):
+    layer.fused = fused
+    y, _ = layer(x)
+    return torch.autograd.grad((y * w_y).sum(), [x, *layer.parameters()])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_clip_large_bound_changes_nothing(fused):
+    layer = PeepholeLSTM(3, 5).to(F64)
+    _randomise(layer)
+    x = torch.randn(8, 2, 3, dtype=F64, requires_grad=True)
+    w_y = torch.randn(8, 2, 5, dtype=F64) * 10
+    free = _grads(layer, x, w_y, fused)
+    layer.clip = 1e6
+    bounded = _grads(layer, x, w_y, fused)
+    for a, b in zip(free, bounded):
+        assert torch.equal(a, b)  # exactly: a clamp that never bites is the identity
+    layer.clip = 0.01
+    tight = _grads(layer, x, w_y, fused)
+    for a, b in zip(free, tight):
+        assert not torch.allclose(a, b)
+
+
+def test_clip_bounds_the_preactivation_gradients(monkeypatch):
+    """Spy on every clipped pre-activation of the reference: the gradient reaching it (after the
+    clamp) is within the bound, equals the clamped incoming gradient, and the incoming gradient did
+    exceed the bound somewhere (so the check is not vacuous)."""
+    clip = 0.02
+    seen: list[dict] = []  # one per clipped pre-activation: the gradient into the clamp and after it
+    original = lstm_mod.clip_preactivation
+
+    def spy(a, bound):
+        assert bound == clip
+        record: dict = {}
+        seen.append(record)
+        a.register_hook(lambda g: record.__setitem__("after", g))  # w.r.t. the pre-activation itself
+        out = original(a, bound)
+        out.register_hook(lambda g: record.__setitem__("into", g))  # arriving from the activation
+        return out
+
+    monkeypatch.setattr(lstm_mod, "clip_preactivation", spy)
+    layer = PeepholeLSTM(3, 4, clip=clip, fused=False).to(F64)
+    _randomise(layer)
+    y, _ = layer(torch.randn(6, 2, 3, dtype=F64))
+    (y * torch.randn_like(y) * 10).sum().backward()
+    assert len(seen) == 6 * 4  # four gates, every step
+    for record in seen:
+        assert record["after"].abs().max() <= clip
+        torch.testing.assert_close(record["after"], record["into"].clamp(-clip, clip), rtol=0, atol=0)
+    assert max(r["into"].abs().max().item() for r in seen) > 10 * clip
+
+
+def test_fused_clip_bounds_the_preactivation_gradient():
+    """With T = B = 1 the bias gradient is the pre-activation gradient itself; for the o gate it
+    is exactly the clamped unclipped one (no other clamp feeds it)."""
+    H, clip = 6, 0.05
+    layer = PeepholeLSTM(2, H).to(F64)
+    _randomise(layer, 1.0)
+    x = torch.randn(1, 1, 2, dtype=F64)
+    w_y = torch.randn(1, 1, H, dtype=F64) * 20
+    (layer(x)[0] * w_y).sum().backward()
+    free = layer.bias.grad.clone()
+    layer.zero_grad()
+    layer.clip = clip
+    (layer(x)[0] * w_y).sum().backward()
+    clipped = layer.bias.grad
+    assert free.abs().max() > 3 * clip
+    assert clipped.abs().max() <= clip
+    torch.testing.assert_close(clipped[3 * H :], free[3 * H :].clamp(-clip, clip), rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# step() equals forward()
+# ------------------------------------------------------------------------------------------------
+
+
+def test_layer_step_equals_forward():
+    T, B, I, H = 6, 3, 4, 5
+    layer = PeepholeLSTM(I, H, clip=0.5).to(F64)
+    _randomise(layer)
+    x = torch.randn(T, B, I, dtype=F64)
+    state0 = LSTMState(torch.randn(B, H, dtype=F64), torch.randn(B, H, dtype=F64))
+    y, final = layer(x, state0)
+    state, hs = state0, []
+    for x_t in x:
+        state = layer.step(x_t, state)
+        hs.append(state.h)
+    torch.testing.assert_close(torch.stack(hs), y)
+    torch.testing.assert_close(state.c, final.c)
+    assert layer.step(x[0]).h.shape == (B, H)  # None state means zeros
+
+
+# ------------------------------------------------------------------------------------------------
+# DeepLSTM (eqs. 1–2)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_deep_lstm_shapes_and_zero_state():
+    net = DeepLSTM(3, 7, 3, extra_size=2)
+    assert [l.input_size for l in net.layers] == [3 + 2, 3 + 7 + 2, 3 + 7 + 2]
+    assert isinstance(net.layers, torch.nn.ModuleList)
+    state = net.zero_state(4, dtype=F64)
+    assert len(state) == 3 and all(s.h.shape == (4, 7) and s.c.dtype == F64 for s in state)
+    h_all, new = net(torch.randn(5, 4, 3), extra=torch.randn(5, 4, 2))
+    assert h_all.shape == (5, 4, 3 * 7)
+    assert len(new) == 3 and all(isinstance(s, LSTMState) for s in new)
+    with pytest.raises(ValueError):
+        net(torch.randn(5, 4, 3))  # extra missing
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_deep_lstm_is_the_skip_connected_stack(fused):
+    """Layer 1 reads [x, extra] (eq. 1); layer n > 1 reads [x, h^{n-1}, extra] (eq. 2); the output
+    concatenates every layer."""
+    T, B, I, H, E = 5, 2, 3, 4, 2
+    net = DeepLSTM(I, H, 3, extra_size=E, fused=fused).to(F64)
+    _randomise(net)
+    x, extra = torch.randn(T, B, I, dtype=F64), torch.randn(T, B, E, dtype=F64)
+    state = [LSTMState(torch.randn(B, H, dtype=F64), torch.randn(B, H, dtype=F64)) for _ in range(3)]
+    h_all, final = net(x, state, extra)
+    h1, s1 = net.layers[0](torch.cat([x, extra], 2), state[0])
+    h2, s2 = net.layers[1](torch.cat([x, h1, extra], 2), state[1])
+    h3, s3 = net.layers[2](torch.cat([x, h2, extra], 2), state[2])
+    torch.testing.assert_close(h_all, torch.cat([h1, h2, h3], 2))
+    for a, b in zip(final, [s1, s2, s3]):
+        torch.testing.assert_close(a.h, b.h)
+        torch.testing.assert_close(a.c, b.c)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_deep_lstm_input_reaches_every_layer_directly(fused):
+    """Cut the layer-to-layer paths (the weight columns reading h^{n-1}): every layer's output still
+    depends on x (the skip connection of eq. 2) and no longer on the layer below; restore them and
+    it depends on the layer below again."""
+    T, B, I, H, N = 4, 2, 3, 5, 3
+    net = DeepLSTM(I, H, N, fused=fused).to(F64)
+    _randomise(net)
+    with torch.no_grad():
+        for layer in net.layers[1:]:
+            layer.weight_ih[:, I : I + H] = 0  # the columns reading h^{n-1}
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+    h_all, _ = net(x)
+    for n in range(N):
+        h_n = h_all[:, :, n * H : (n + 1) * H]  # (T, B, H)
+        wrt = [x] + ([net.layers[n - 1].weight_ih] if n > 0 else [])
+        grads = torch.autograd.grad(h_n.sum(), wrt, retain_graph=True)
+        assert grads[0].abs().min() > 0  # every x_t reaches layer n
+        if n > 0:
+            assert torch.count_nonzero(grads[1]) == 0  # but not through layer n − 1
+    with torch.no_grad():
+        net.layers[1].weight_ih[:, I : I + H] = torch.randn(4 * H, H, dtype=F64)
+    h_all, _ = net(x)
+    (g,) = torch.autograd.grad(h_all[:, :, H : 2 * H].sum(), net.layers[0].weight_ih)
+    assert g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_deep_lstm_two_chunks_equal_one_pass(fused):
+    """Carrying the state from one chunk into the next equals one pass: values and gradients
+    (gradients flow through the carried state into the first chunk)."""
+    T, B, I, H, E = 10, 2, 3, 4, 2
+    net = DeepLSTM(I, H, 2, extra_size=E, clip=0.3, fused=fused).to(F64)
+    _randomise(net)
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+    extra = torch.randn(T, B, E, dtype=F64, requires_grad=True)
+    w_y = torch.randn(T, B, 2 * H, dtype=F64) * 5
+    params = list(net.parameters())
+
+    h_all, final = net(x, None, extra)
+    g_one = torch.autograd.grad((h_all * w_y).sum() + final[1].c.sum(), [x, extra, *params])
+
+    h_a, mid = net(x[:4], None, extra[:4])
+    h_b, final2 = net(x[4:], mid, extra[4:])
+    h_two = torch.cat([h_a, h_b])
+    torch.testing.assert_close(h_two, h_all, rtol=1e-12, atol=1e-12)
+    g_two = torch.autograd.grad((h_two * w_y).sum() + final2[1].c.sum(), [x, extra, *params])
+    _assert_all_close(g_two, g_one, rtol=1e-10, atol=1e-12)
+
+
+def test_deep_lstm_fused_equals_reference():
+    T, B, I, H, E = 8, 3, 2, 5, 3
+    net = DeepLSTM(I, H, 3, extra_size=E, clip=0.1).to(F64)
+    _randomise(net)
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+    extra = torch.randn(T, B, E, dtype=F64, requires_grad=True)
+    state = [LSTMState(torch.randn(B, H, dtype=F64, requires_grad=True), torch.randn(B, H, dtype=F64, requires_grad=True)) for _ in range(3)]
+    w_y = torch.randn(T, B, 3 * H, dtype=F64) * 5
+    out = {}
+    for fused in (True, False):
+        for layer in net.layers:
+            layer.fused = fused
+        h_all, final = net(x, state, extra)
+        leaves = [x, extra, *net.parameters(), *(t for s in state for t in s)]
+        out[fused] = [h_all, *torch.autograd.grad((h_all * w_y).sum() + sum(s.c.sum() for s in final), leaves)]
+    _assert_all_close(out[True], out[False], rtol=1e-10, atol=1e-12)
+
+
+def test_deep_lstm_step_equals_forward():
+    T, B, I, H, E = 6, 2, 3, 4, 2
+    net = DeepLSTM(I, H, 3, extra_size=E, clip=1.0).to(F64)
+    _randomise(net)
+    x, extra = torch.randn(T, B, I, dtype=F64), torch.randn(T, B, E, dtype=F64)
+    h_all, final = net(x, None, extra)
+    state, outs = None, []
+    for x_t, e_t in zip(x, extra):
+        h_t, state = net.step(x_t, state, e_t)
+        outs.append(h_t)
+    torch.testing.assert_close(torch.stack(outs), h_all)
+    for a, b in zip(state, final):
+        torch.testing.assert_close(a.h, b.h)
+        torch.testing.assert_close(a.c, b.c)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_matches_hand_computed_peephole_cell(fused):
+    """Two steps of one cell computed with scalar math from eqs. 7–11: the input and forget gates
+    peep at c_{t-1}, the output gate at the new c_t."""
+    import math
+
+    sig = lambda a: 1 / (1 + math.exp(-a))  # noqa: E731
+    layer = PeepholeLSTM(1, 1, fused=fused).to(F64)
+    W_x, W_h, b = [0.3, -0.2, 0.5, 0.7], [0.4, 0.1, -0.6, 0.2], [0.1, 0.2, -0.1, 0.05]
+    w_ci, w_cf, w_co = 0.5, -0.4, 0.9
+    with torch.no_grad():
+        layer.weight_ih.copy_(torch.tensor(W_x).view(4, 1))
+        layer.weight_hh.copy_(torch.tensor(W_h).view(4, 1))
+        layer.bias.copy_(torch.tensor(b))
+        layer.w_ci.fill_(w_ci)
+        layer.w_cf.fill_(w_cf)
+        layer.w_co.fill_(w_co)
+    xs, h, c, hs = [0.8, -1.3], 0.25, -0.6, []
+    for x in xs:
+        i = sig(W_x[0] * x + W_h[0] * h + w_ci * c + b[0])
+        f = sig(W_x[1] * x + W_h[1] * h + w_cf * c + b[1])
+        c = f * c + i * math.tanh(W_x[2] * x + W_h[2] * h + b[2])
+        o = sig(W_x[3] * x + W_h[3] * h + w_co * c + b[3])
+        h = o * math.tanh(c)
+        hs.append(h)
+    state = LSTMState(torch.full((1, 1), 0.25, dtype=F64), torch.full((1, 1), -0.6, dtype=F64))
+    y, (h_T, c_T) = layer(torch.tensor(xs, dtype=F64).view(2, 1, 1), state)
+    torch.testing.assert_close(y.flatten(), torch.tensor(hs, dtype=F64))
+    torch.testing.assert_close(c_T.item(), c)
