@@ -10,6 +10,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Tests use tiny models: a second thread only adds synchronisation (and, on a busy machine, waiting).
+torch.set_num_threads(1)
+
 
 def _data_root() -> Path:
     env = os.environ.get("GRAVES_DATA")

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from graves.nn.clip import clip_gradient
+
 __all__ = [
     "LSTMState",
     "PeepholeLSTM",
@@ -47,28 +49,13 @@ class LSTMState(NamedTuple):
 # --------------------------------------------------------------------------------------------------
 
 
-class _ClampGrad(torch.autograd.Function):
-    """Identity forward; elementwise clamp of the incoming gradient to [-bound, bound] backward."""
-
-    @staticmethod
-    def forward(ctx, a: Tensor, bound: float) -> Tensor:  # type: ignore[override]
-        ctx.bound = bound
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return grad.clamp(-ctx.bound, ctx.bound), None
-
-
 def clip_preactivation(a: Tensor, clip: float | None) -> Tensor:
     """Derivative clipping of a gate pre-activation (Section 2.1).
 
     Returns ``a`` unchanged; in the backward pass the gradient with respect to ``a`` is clamped
     elementwise to ``[-clip, clip]``. ``clip=None`` is the identity in both passes.
     """
-    if clip is None:
-        return a
-    return _ClampGrad.apply(a, float(clip))
+    return clip_gradient(a, clip)
 
 
 # --------------------------------------------------------------------------------------------------
