@@ -119,7 +119,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
     params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
     o = cfg.optim
-    optimizer = build_optimizer(o.name, params, lr=o.lr, momentum=o.momentum, alpha=o.alpha, eps=o.eps)
+    # each optimiser gets only the [optim] values it takes (torch's SGD and Adam reject alpha / eps / momentum)
+    kw = {"sgd": {"lr": o.lr, "momentum": o.momentum}, "adam": {"lr": o.lr}}.get(
+        o.name.lower(), {"lr": o.lr, "momentum": o.momentum, "alpha": o.alpha, "eps": o.eps})
+    optimizer = build_optimizer(o.name, params, **kw)
     generator = torch.Generator().manual_seed(tc.seed)
 
     step, epoch, position, best, bad_evals = 0, 0, 0, math.inf, 0

@@ -1,0 +1,462 @@
+"""Text prediction (Section 3): the model, the task's training/evaluation protocol, and the CLI end to end.
+
+Tiny nets only; the real-data tests read PTB from the data root (``conftest.require_data``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, require_data
+from graves.checkpoint import load_meta, load_weights
+from graves.config import Config, ModelConfig, load_config
+from graves.data.text import Vocab, load_corpus
+from graves.models.text import NULL, TextPredictor, one_hot_null
+from graves.tasks.text import (
+    TextTask,
+    count_characters,
+    count_words,
+    sample_text,
+    sample_text_checkpoint,
+    sequence_nll,
+)
+
+TOY = REPO / "configs" / "toy-text.toml"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets on shared cores: one thread is much faster than two (no spinning OpenMP workers)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _tiny_model_cfg(H: int = 8, N: int = 2, fused: bool = True) -> ModelConfig:
+    return ModelConfig(kind="text", hidden_size=H, num_layers=N, lstm_clip=1.0, fused=fused)
+
+
+def _bytes_cfg(path: Path, **train) -> Config:
+    """A tiny text task on the bytes of ``path`` (split 90/5/5 in file order)."""
+    d = Config().to_dict()
+    d["name"] = "tiny-bytes"
+    d["model"] = {"kind": "text", "hidden_size": 8, "num_layers": 2, "lstm_clip": 1.0}
+    d["data"] = {"name": "bytes", "root": str(path.parent), "path": path.name, "split": "90-5-5"}
+    d["optim"] = {"name": "sgd", "lr": 0.1, "momentum": 0.0}
+    d["train"] = {"batch_size": 3, "seq_len": 7, "reset_every": 0, "shuffle": False, "threads": 1, **train}
+    return Config.from_dict(d)
+
+
+@pytest.fixture
+def text_file(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "<x>", "{{y}}"]
+    lines = [" ".join(rng.choice(words, size=rng.integers(3, 9))) for _ in range(400)]
+    p = tmp_path / "sample.txt"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def _sha(folder: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir()) if f.is_file()}
+
+
+def _uniform(model: TextPredictor) -> TextPredictor:
+    """Output weights and bias zero: ŷ_t = 0 (eq. 3), so y_t is uniform over the V classes (eq. 12)."""
+    with torch.no_grad():
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_lookup_input_equals_dense_one_hot(fused):
+    """W_ih · one-hot(x) as a column lookup gives the dense path's values and gradients (float64)."""
+    V = 13
+    dense = TextPredictor(_tiny_model_cfg(fused=fused), V, lookup=False).double()
+    lookup = TextPredictor(_tiny_model_cfg(fused=fused), V, lookup=True).double()
+    lookup.load_state_dict(dense.state_dict())
+    x = torch.randint(0, V, (9, 4))
+    x[0, :2] = NULL  # the null first input of eq. 1
+    y = torch.randint(0, V, (9, 4))
+    state = [s._replace(h=torch.randn_like(s.h), c=torch.randn_like(s.c)) for s in dense.zero_state(4, dtype=torch.float64)]
+    out = []
+    for m in (dense, lookup):
+        logits, new_state = m(x, state)
+        loss = sequence_nll(logits, y).sum()
+        loss.backward()
+        out.append((logits.detach(), [t for s in new_state for t in s], {n: p.grad for n, p in m.named_parameters()}))
+    torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(out[0][1], out[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for name in out[0][2]:
+        torch.testing.assert_close(out[0][2][name], out[1][2][name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_null_input_is_the_zero_vector():
+    x = torch.tensor([[NULL, 2], [0, NULL]])
+    oh = one_hot_null(x, 3)
+    assert oh.shape == (2, 2, 3)
+    assert oh[0, 0].sum() == 0 and oh[1, 1].sum() == 0
+    assert oh[0, 1].tolist() == [0, 0, 1] and oh[1, 0].tolist() == [1, 0, 0]
+
+
+def test_model_shapes_and_parameter_count():
+    m = TextPredictor(ModelConfig(kind="text", hidden_size=1000, num_layers=1, lstm_clip=1.0), 49)
+    logits, state = m(torch.zeros(5, 2, dtype=torch.long))
+    assert logits.shape == (5, 2, 49) and len(state) == 1 and state[0].h.shape == (2, 1000)
+    n = sum(p.numel() for p in m.parameters())
+    assert 4.2e6 < n < 4.4e6  # "approximately 4.3M weights" (Section 3.1)
+    assert not m.lookup and TextPredictor(_tiny_model_cfg(), 10_000).lookup
+
+
+# --------------------------------------------------------------------------------------------------
+# the task: loss, streams, metrics
+# --------------------------------------------------------------------------------------------------
+
+
+def test_uniform_predictor_bpc_is_log2_V(text_file):
+    task = TextTask(_bytes_cfg(text_file))
+    V = len(task.vocab)
+    model = _uniform(task.model)
+    m = task.evaluate(model, "valid")
+    assert m["loss"] == pytest.approx(math.log(V), rel=1e-6)
+    assert m["bpc"] == pytest.approx(math.log2(V), rel=1e-6)
+    assert m["symbols"] == len(task.split_ids("valid")) // 3 * 3  # B streams of ⌊N/B⌋ symbols each
+    assert "perplexity" not in m  # bytes have no words
+    # ties go to id 0, so the error is the share of targets that are not symbol 0
+    assert 0 < m["error"] <= 100
+
+
+def test_uniform_predictor_on_ptb_char_and_word():
+    """The real evaluate path on PTB: BPC = log2 V; per-word perplexity = 2^(log2 V · chars / words)."""
+    root = require_data("ptb")
+    for name, V in (("ptb-char", 49), ("ptb-word", 10_000)):
+        cfg = load_config(TOY, [f'data.name="{name}"', f'data.root="{root.parent}"', "data.max_lines=30"])
+        task = TextTask(cfg)
+        assert len(task.vocab) == V
+        ids = task.split_ids("test")
+        m = task.evaluate(_uniform(task.model), "test", streams=1)
+        assert m["symbols"] == len(ids)  # one stream from the null input: every symbol is predicted
+        chars, words = count_characters(ids, task.vocab), count_words(ids, task.vocab)
+        bits = math.log2(V) * len(ids)
+        assert m["loss"] == pytest.approx(math.log(V), rel=1e-6)
+        assert m["bpc"] == pytest.approx(bits / chars, rel=1e-6)
+        assert m["perplexity"] == pytest.approx(2 ** (bits / words), rel=1e-5)
+        if name == "ptb-word":
+            assert m["perplexity"] == pytest.approx(V, rel=1e-5)
+
+
+def test_word_and_character_counts_agree_between_ptb_levels():
+    """A word split's characters are the character split's symbols; the char split's words are the tokens."""
+    root = require_data("ptb")
+    word, char = load_corpus("ptb-word", root.parent), load_corpus("ptb-char", root.parent)
+    for split in ("valid", "test"):
+        assert count_characters(word.split(split), word.vocab) == len(char.split(split))
+        assert count_words(char.split(split), char.vocab) == len(word.split(split)) == word.word_counts[split]
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_chunked_batches_with_carried_state_equal_one_pass(text_file, B):
+    """Truncated BPTT carries the state: the losses of T-step batches add up to the loss of one pass."""
+    torch.manual_seed(0)
+    chunked = TextTask(_bytes_cfg(text_file, batch_size=B, seq_len=7))
+    whole = TextTask(_bytes_cfg(text_file, batch_size=B, seq_len=100_000))
+    whole.model.load_state_dict(chunked.model.state_dict())
+    chunked.model.double()
+    whole.model.double()
+    batches = list(chunked.batches(0))
+    assert len(batches) > 10 and batches[0].reset and not any(b.reset for b in batches[1:])
+    assert batches[0].inputs[0, 0] == NULL  # the null first input (Section 2)
+    # the streams are the split cut in B contiguous pieces; each target is the next input
+    x = torch.cat([b.inputs for b in batches])  # (L, B)
+    y = torch.cat([b.targets for b in batches])  # (L, B)
+    ids = torch.from_numpy(chunked._corpus.train)
+    L = x.shape[0]
+    assert torch.equal(y[:-1], x[1:])
+    assert torch.equal(y.t().reshape(-1), ids[: B * L])
+    total = 0.0
+    losses = []
+    for b in batches:
+        loss, count = chunked.loss(chunked.model, b)
+        assert count == B
+        losses.append(loss)
+        total += float(loss.detach()) * B
+    [one] = list(whole.batches(0))
+    ref, _ = whole.loss(whole.model, one)
+    assert total == pytest.approx(float(ref.detach()) * B, rel=1e-10)
+    # gradients are cut at each boundary: each batch's graph is separate (a second backward through an
+    # earlier batch's freed graph would raise)
+    for loss in losses[:3]:
+        loss.backward()
+    # and evaluation does not depend on the chunk length either
+    m1 = chunked.evaluate(chunked.model, "valid", streams=2)
+    m2 = whole.evaluate(whole.model, "valid", streams=2)
+    assert m1["loss"] == pytest.approx(m2["loss"], rel=1e-10) and m1["error"] == m2["error"]
+
+
+def test_state_is_reset_every_R_sequences(text_file):
+    task = TextTask(_bytes_cfg(text_file, reset_every=4))
+    flags = [b.reset for b in task.batches(0)]
+    assert flags[:9] == [True, False, False, False, True, False, False, False, True]
+    # a reset batch starts from the zero state: its loss equals a fresh task's loss on it
+    batches = list(task.batches(0))
+    for b in batches[:4]:
+        task.loss(task.model, b)
+    fresh = TextTask(_bytes_cfg(text_file, reset_every=4))
+    fresh.model.load_state_dict(task.model.state_dict())
+    a, _ = task.loss(task.model, batches[4])
+    fresh._state = None
+    b, _ = fresh.loss(fresh.model, batches[4])
+    assert float(a.detach()) == float(b.detach())
+
+
+def test_loss_of_slices_adds_up_to_batch_loss(text_file):
+    """Per-sequence weight noise runs the batch one sequence at a time: same losses and carried state."""
+    torch.manual_seed(1)
+    a, b = TextTask(_bytes_cfg(text_file)), TextTask(_bytes_cfg(text_file))
+    b.model.load_state_dict(a.model.state_dict())
+    batches = list(a.batches(0))[:3]
+    for batch in batches:
+        whole, count = a.loss(a.model, batch)
+        parts = [b.loss(b.model, batch, slice(i, i + 1)) for i in range(count)]
+        assert all(c == 1 for _, c in parts)
+        assert float(sum(p.detach() for p, _ in parts)) / count == pytest.approx(float(whole.detach()), rel=1e-6)
+    for sa, sb in zip(a.state_dict()["hidden"], b.state_dict()["hidden"]):
+        torch.testing.assert_close(sa[0], sb[0])
+        torch.testing.assert_close(sa[1], sb[1])
+
+
+def test_meta_rebuilds_without_the_training_set(monkeypatch):
+    """With a checkpoint's meta the task reads only the split it evaluates (PTB) and sampling reads nothing."""
+    root = require_data("ptb")
+    cfg = load_config(TOY, [f'data.root="{root.parent}"'])
+    task = TextTask(cfg)
+    meta = {"config": cfg.to_dict(), **task.meta()}
+    import graves.tasks.text as tt
+
+    def no_corpus(*a, **k):
+        raise AssertionError("the training corpus was loaded")
+
+    monkeypatch.setattr(tt, "load_corpus", no_corpus)
+    rebuilt = TextTask(Config.from_dict(meta["config"]), json.loads(json.dumps(meta)))
+    assert rebuilt.vocab == task.vocab and rebuilt.num_train_sequences == 0
+    np.testing.assert_array_equal(rebuilt.split_ids("test"), task.split_ids("test"))
+    rebuilt.model.load_state_dict(task.model.state_dict())
+    assert rebuilt.evaluate(rebuilt.model, "valid") == task.evaluate(task.model, "valid")
+    with pytest.raises(RuntimeError, match="no training data"):
+        rebuilt.batches(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# sampling
+# --------------------------------------------------------------------------------------------------
+
+
+def test_sampling_is_pure_seeded_and_primed():
+    vocab = Vocab(list("abcde_\n"), unit="char")
+    torch.manual_seed(3)
+    model = TextPredictor(_tiny_model_cfg(H=16), len(vocab))
+    before = copy.deepcopy(model.state_dict())
+    s1 = sample_text(model, vocab, 60, 1.0, "", torch.Generator().manual_seed(5))
+    s2 = sample_text(model, vocab, 60, 1.0, "", torch.Generator().manual_seed(5))
+    s3 = sample_text(model, vocab, 60, 1.0, "", torch.Generator().manual_seed(6))
+    assert s1 == s2 and s1 != s3 and len(s1) == 60 and set(s1) <= set(vocab.symbols)
+    primed = sample_text(model, vocab, 20, 1.0, "abba_", torch.Generator().manual_seed(5))
+    assert primed.startswith("abba_") and len(primed) == 25
+    greedy = sample_text(model, vocab, 20, 0.0, "ab", torch.Generator().manual_seed(0))
+    assert greedy == sample_text(model, vocab, 20, 0.0, "ab", torch.Generator().manual_seed(99))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # priming runs the prime through the net from the null input: the greedy continuation is the
+    # argmax after one pass over [null, prime]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4)  # a net whose predictions depend strongly on its input
+        ids = [vocab.index[c] for c in "abba_"]
+        logits, state = model(torch.tensor([[NULL] + ids]).t())
+        expect, nxt = [], int(logits[-1, 0].argmax())
+        for _ in range(5):
+            expect.append(nxt)
+            logits, state = model(torch.tensor([[nxt]]), state)
+            nxt = int(logits[-1, 0].argmax())
+    got = sample_text(model, vocab, 5, 0.0, "abba_", torch.Generator())
+    assert got == "abba_" + "".join(vocab.symbols[i] for i in expect)
+    others = {sample_text(model, vocab, 8, 0.0, p, torch.Generator())[len(p):] for p in ("aaaa", "eeee", "d\nc_", "")}
+    assert len(others) > 1  # the prime changes what follows
+
+
+def test_sampling_matches_the_model_distribution():
+    """Draws follow softmax(ŷ / temperature) (eq. 12): a net with a fixed output bias and zero weights."""
+    vocab = Vocab(list("xyz"), unit="char")
+    model = _uniform(TextPredictor(_tiny_model_cfg(), 3))
+    with torch.no_grad():
+        model.output.bias.copy_(torch.tensor([0.0, math.log(3.0), -20.0]))  # p = (1/4, 3/4, ~0)
+    s = sample_text(model, vocab, 4000, 1.0, "", torch.Generator().manual_seed(0))
+    assert s.count("z") == 0
+    assert s.count("y") / len(s) == pytest.approx(0.75, abs=0.03)
+    cold = sample_text(model, vocab, 2000, 0.5, "", torch.Generator().manual_seed(0))
+    assert cold.count("y") / len(cold) == pytest.approx(0.9, abs=0.03)  # (3/4)² / ((1/4)² + (3/4)²)
+
+
+# --------------------------------------------------------------------------------------------------
+# training through graves.train and the CLI
+# --------------------------------------------------------------------------------------------------
+
+
+def _toy(*overrides: str) -> Config:
+    root = require_data("ptb")
+    return load_config(TOY, [f'data.root="{root.parent}"', *overrides])
+
+
+@pytest.mark.parametrize("noise", ["none", "adaptive"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, noise):
+    from graves.train import train
+
+    extra = [f'noise.kind="{noise}"', "train.eval_every=0", "train.max_steps=8"]
+    train(_toy(*extra), tmp_path / "whole", progress=False)
+    train(_toy(*extra[:-1], "train.max_steps=4"), tmp_path / "split", progress=False)  # interrupted at 4
+    half = load_weights(tmp_path / "split" / "last")
+    summary = train(_toy(*extra), tmp_path / "split", resume=True, progress=False)
+    assert summary["step"] == 8
+    a, b = load_weights(tmp_path / "whole" / "last"), load_weights(tmp_path / "split" / "last")
+    assert any(not torch.equal(half[k], b[k]) for k in a)  # the resumed run did train
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("kind,per", [("weight", "sequence"), ("adaptive", "sequence"), ("weight", "batch")])
+def test_weight_noise_runs_complete(tmp_path, kind, per):
+    from graves.train import train
+
+    train(_toy("train.max_steps=3"), tmp_path / "plain", progress=False)
+    start = load_weights(tmp_path / "plain" / "last")
+    cfg = _toy(f'noise.kind="{kind}"', f'noise.per="{per}"', "train.max_steps=3",
+               f'train.init_from="{tmp_path / "plain" / "last"}"')
+    summary = train(cfg, tmp_path / kind, progress=False)
+    assert summary["step"] == 3 and math.isfinite(summary["best_valid_loss"])
+    after = load_weights(tmp_path / kind / "last")
+    assert set(after) == set(start)
+    assert any(not torch.equal(start[k], after[k]) for k in start)
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    from graves.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_train_eval_dynamic_sample_on_ptb(tmp_path):
+    root = require_data("ptb").parent
+    run = tmp_path / "run"
+    rc, out, err = _cli("train", str(TOY), "train.max_steps=6", "--run-dir", str(run), "--data", str(root), "-q")
+    assert rc == 0, err
+    assert json.loads(out)["step"] == 6
+    ckpt = run / "best"
+    meta = load_meta(ckpt)
+    assert meta["vocab"]["unit"] == "char" and len(meta["vocab"]["symbols"]) == 49
+    before = _sha(ckpt)
+
+    rc, out, err = _cli("eval", str(ckpt), "--split", "test", "--data", str(root), "-q")
+    assert rc == 0, err
+    static = json.loads(out)
+    assert set(static) >= {"loss", "bpc", "perplexity", "error"}
+    assert 0 < static["bpc"] < math.log2(49) + 1
+
+    rc, out, err = _cli("eval", str(ckpt), "--split", "test", "--dynamic", "--data", str(root), "-q")
+    assert rc == 0, err
+    dynamic = json.loads(out)
+    assert dynamic["dynamic"] is True and dynamic["symbols"] == len(TextTask(
+        load_config(TOY, [f'data.root="{root}"'])).split_ids("test"))
+    assert dynamic["loss"] != static["loss"]  # the weights adapted while reading
+    assert _sha(ckpt) == before  # dynamic evaluation worked on a copy: the checkpoint is untouched
+
+    rc, out, err = _cli("sample", str(ckpt), "--length", "80", "--seed", "3", "--prime", "the_")
+    assert rc == 0, err
+    text = out.rstrip("\n")
+    assert text.startswith("the_") and len(text) == 84
+    assert text == sample_text_checkpoint(ckpt, length=80, temperature=1.0, prime="the_", seed=3)
+    assert _sha(ckpt) == before
+
+
+def test_dynamic_evaluation_leaves_the_model_alone_and_adapts(text_file):
+    torch.manual_seed(0)
+    task = TextTask(_bytes_cfg(text_file))
+    before = copy.deepcopy(task.model.state_dict())
+    static = task.evaluate(task.model, "test", streams=1)
+    dynamic = task.evaluate_dynamic(task.model, "test")
+    for k, v in task.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert dynamic["symbols"] == static["symbols"]
+    # an untrained net on a small-vocabulary text learns fast while reading it
+    assert dynamic["loss"] < static["loss"] - 0.1
+
+
+def test_cli_reports_a_bad_override_key(tmp_path):
+    rc, out, err = _cli("train", str(TOY), "model.hiden_size=4", "--run-dir", str(tmp_path / "x"))
+    assert rc == 2 and "unknown config key 'model.hiden_size'" in err and "Traceback" not in err
+    rc, out, err = _cli("train", str(TOY), "train.seq_len=ten", "--run-dir", str(tmp_path / "x"))
+    assert rc == 2 and "train.seq_len must be an integer" in err
+
+
+def test_cli_reports_unknown_characters_in_the_prime(tmp_path):
+    from graves.train import train
+
+    train(_toy("train.max_steps=1"), tmp_path / "r", progress=False)
+    rc, out, err = _cli("sample", str(tmp_path / "r" / "last"), "--length", "5", "--prime", "Hello")
+    assert rc == 2 and "not in the char vocabulary" in err and "'H'" in err
+
+
+# --------------------------------------------------------------------------------------------------
+# the experiment configs
+# --------------------------------------------------------------------------------------------------
+
+
+PAPER = {  # name: (H, N, data, momentum, noise, epochs)
+    "ptb-char": (1000, 1, "ptb-char", 0.99, "none", 9),
+    "ptb-char-wn": (1000, 1, "ptb-char", 0.99, "weight", 25),
+    "ptb-char-awn": (1000, 1, "ptb-char", 0.99, "adaptive", 26),
+    "ptb-word": (1000, 1, "ptb-word", 0.99, "none", 11),
+    "ptb-word-wn": (1000, 1, "ptb-word", 0.99, "weight", 14),
+    "enwik8": (700, 7, "enwik8", 0.9, "none", 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_configs_state_the_paper(name):
+    cfg = load_config(REPO / "configs" / f"{name}.toml")
+    H, N, data, momentum, noise, epochs = PAPER[name]
+    assert cfg.model.kind == "text" and (cfg.model.hidden_size, cfg.model.num_layers) == (H, N)
+    assert cfg.model.lstm_clip == 1.0 and cfg.data.name == data
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum) == ("sgd", 1e-4, momentum)
+    assert cfg.noise.kind == noise and cfg.train.epochs == epochs
+    if noise != "none":
+        assert cfg.noise.std == 0.075 and cfg.noise.per == "sequence" and cfg.train.init_from
+    if name == "enwik8":
+        t = cfg.train
+        assert (t.seq_len, t.reset_every, t.shuffle, cfg.data.split) == (100, 100, False, "paper")
+
+
+@pytest.mark.parametrize("name", ["ptb-char-small", "wiki-small", "toy-text"])
+def test_small_configs_load(name):
+    cfg = load_config(REPO / "configs" / f"{name}.toml")
+    assert cfg.model.kind == "text" and cfg.model.lstm_clip == 1.0
