@@ -63,6 +63,9 @@ def test_bad_toml_names_the_file(tmp_path):
     bad.write_text("[model]\nhidden_size = = 3\n")
     with pytest.raises(ConfigError, match="bad.toml"):
         load_config(bad)
+    none = tmp_path / "none.toml"
+    none.write_text('[model]\noutput_clip = "none"\n')
+    assert load_config(none).model.output_clip is None
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("[modle]\nhidden_size = 3\n")
     with pytest.raises(ConfigError, match="modle"):
