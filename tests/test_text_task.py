@@ -390,6 +390,14 @@ def test_cli_train_eval_dynamic_sample_on_ptb(tmp_path):
     assert dynamic["loss"] != static["loss"]  # the weights adapted while reading
     assert _sha(ckpt) == before  # dynamic evaluation worked on a copy: the checkpoint is untouched
 
+    # dynamic evaluation with another optimiser than the training run's
+    rc, out, err = _cli("eval", str(ckpt), "optim.name=sgd", "optim.lr=1e-3", "optim.momentum=0.0",
+                        "--split", "test", "--dynamic", "--data", str(root), "-q")
+    assert rc == 0, err
+    assert json.loads(out)["loss"] not in (static["loss"], dynamic["loss"])
+    rc, out, err = _cli("eval", str(ckpt), "model.hidden_size=3", "--data", str(root), "-q")
+    assert rc == 2 and "only optim" in err
+
     rc, out, err = _cli("sample", str(ckpt), "--length", "80", "--seed", "3", "--prime", "the_")
     assert rc == 0, err
     text = out.rstrip("\n")

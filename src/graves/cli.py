@@ -41,7 +41,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     from graves.evaluate import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(a.checkpoint, split=a.split, dynamic=a.dynamic, data_root=a.data,
-                                  progress=not a.quiet)
+                                  progress=not a.quiet, overrides=a.overrides)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a checkpoint")
     e.add_argument("checkpoint")
+    e.add_argument("overrides", nargs="*", help="optim.key=value: the optimiser of --dynamic (e.g. optim.name=sgd optim.lr=1e-3)")
     e.add_argument("--split", default="valid", choices=["train", "valid", "test"])
     e.add_argument("--dynamic", action="store_true", help="dynamic evaluation (text nets)")
     e.add_argument("--data", help="data root")

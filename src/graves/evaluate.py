@@ -7,22 +7,31 @@ from the checkpoint alone and dispatches.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from graves.checkpoint import load_meta, load_weights
-from graves.config import Config
+from graves.config import Config, ConfigError
 
 
 def evaluate_checkpoint(path: str | Path, split: str = "valid", dynamic: bool = False,
-                        data_root: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Metrics of the checkpoint at ``path`` on ``split``; the checkpoint's files are never modified."""
+                        data_root: str | None = None, progress: bool = False,
+                        overrides: list[str] | None = None) -> dict[str, Any]:
+    """Metrics of the checkpoint at ``path`` on ``split``; the checkpoint's files are never modified.
+
+    ``overrides`` (``optim.name=sgd optim.lr=1e-3``) change the optimiser that dynamic evaluation steps
+    with; the model's own config cannot be overridden.
+    """
     from graves.train import build_task
 
     meta = load_meta(path)
     cfg = Config.from_dict(meta["config"])
+    if any(not o.strip().startswith("optim.") for o in overrides or []):
+        raise ConfigError("graves eval takes only optim.* overrides (the optimiser of dynamic evaluation)")
+    cfg = cfg.override(list(overrides or []))
     if data_root:
-        cfg = cfg.override([f'data.root="{data_root}"'])
+        cfg = cfg.override([f"data.root={json.dumps(str(data_root))}"])
     task = build_task(cfg, meta)
     model = task.model
     model.load_state_dict(load_weights(path))
