@@ -1,0 +1,213 @@
+"""How legible is the synthesised handwriting? Character error rate of an off-the-shelf OCR (Tesseract).
+
+Every line, real or synthesised, is rasterised the same way (:func:`line_png`: the project's renderer,
+:func:`graves.render.to_png`, with the same ink height in pixels and the same stroke width), read by ``tesseract IMG stdout --psm 7`` (one text line), and
+scored with the character error rate CER = edit distance(OCR, reference) / len(reference), with all
+whitespace removed from both (IAM-OnDB transcriptions are tokenised, "Mr . Gaitskell", while the ink has
+no such spaces; spaces are not ink).
+
+Reported, side by side in one run:
+
+(a) real IAM-OnDB validation lines (``testset_v``, N lines spread evenly over the set) and their
+    transcriptions: the OCR's own error rate on real handwriting, the floor to compare against;
+(b) the synthesis net writing the same N texts at biases 0, 0.5, 1 and 2 (eqs. 61–62);
+(c) with ``--sentences bench/sentences.txt``: the net writing our own 50 sentences (capitals, digits,
+    punctuation, rare letters) at the same biases (no real counterpart).
+
+The model is ``--model CKPT``, else the shipped one, else a randomly initialised 3 × 400 net (CER ≈ 1: the
+benchmark still runs end to end before a trained model exists). Needs Debian's ``tesseract-ocr``
+(``--setup`` installs it with apt-get when ``tesseract`` is missing).
+
+    python bench/legibility.py [--setup] [--data ROOT] [--n 50] [--sentences bench/sentences.txt] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+BIASES = (0.0, 0.5, 1.0, 2.0)
+INK_PX = 32  # every line's ink is scaled to this height in pixels (see docs/sampling-notes.md)
+STROKE_PX = 1.5  # stroke width in pixels
+RANDOM_NORMALISER = {"mean": [0.0, 0.0], "std": [20.0, 20.0]}  # for the untrained fallback net only
+
+
+# ------------------------------------------------------------------------------------------ scoring
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions, each cost 1), two rows of dynamic programming."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def cer(hyp: str, ref: str) -> float:
+    """Character error rate with whitespace removed from both strings."""
+    h, r = "".join(hyp.split()), "".join(ref.split())
+    return levenshtein(h, r) / max(len(r), 1)
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def line_png(offsets: np.ndarray, path: Path) -> Path:
+    """Rasterise one line (raw offsets, y up) with :func:`graves.render.to_png`, what ``graves write`` uses:
+    scaled so that its ink is INK_PX tall (the renderer adds its margin), strokes STROKE_PX wide."""
+    from graves.data.strokes import offsets_to_strokes
+    from graves.render import to_png
+
+    offsets = np.asarray(offsets, dtype=np.float32)
+    if len(offsets) == 0:
+        offsets = np.zeros((1, 3), np.float32)  # an empty line: a blank image
+    pts = np.concatenate(offsets_to_strokes(offsets))
+    ink_h = max(float(np.ptp(pts[:, 1])), 1.0)
+    path.write_bytes(to_png(offsets, stroke_width=STROKE_PX, scale=INK_PX / ink_h))
+    return path
+
+
+def ocr(path: Path) -> str:
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    out = subprocess.run(["tesseract", str(path), "stdout", "--psm", "7", "-l", "eng"], capture_output=True,
+                         text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"tesseract failed on {path}: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def score(lines: list[np.ndarray], texts: list[str], workdir: Path, tag: str, jobs: int) -> dict:
+    paths = [line_png(o, workdir / f"{tag}-{i:03d}.png") for i, o in enumerate(lines)]
+    with ThreadPoolExecutor(jobs) as pool:
+        hyps = list(pool.map(ocr, paths))
+    cers = [cer(h, r) for h, r in zip(hyps, texts)]
+    return {"cer": float(np.mean(cers)), "lines": len(cers), "per_line": cers,
+            "examples": [{"ref": r, "ocr": h} for r, h in list(zip(texts, hyps))[:5]]}
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def setup_tesseract(install: bool) -> None:
+    if shutil.which("tesseract"):
+        return
+    if not install:
+        sys.exit("tesseract not found: run with --setup (apt-get install -y tesseract-ocr) or install it yourself")
+    print("installing tesseract-ocr with apt-get ...", flush=True)
+    rc = subprocess.run(["apt-get", "install", "-y", "tesseract-ocr"], check=False).returncode
+    if rc != 0 or not shutil.which("tesseract"):
+        sys.exit("could not install tesseract-ocr (try: apt-get update && apt-get install -y tesseract-ocr)")
+
+
+def load_model(path: str | None):
+    import torch
+
+    from graves.config import ModelConfig
+    from graves.data.alphabet import Alphabet
+    from graves.models import load_model as load
+    from graves.models.handwriting import HandwritingSynthesizer
+    from graves.sample import shipped_model_dir
+
+    where = path or (shipped_model_dir() if (shipped_model_dir() / "checkpoint.json").is_file() else None)
+    if where is not None:
+        model, meta = load(where)
+        return model, Alphabet.from_dict(meta["alphabet"]), meta.get("normaliser"), f"checkpoint {where}"
+    torch.manual_seed(0)
+    alphabet = Alphabet.build("full")
+    model = HandwritingSynthesizer(ModelConfig(), len(alphabet)).eval()
+    return model, alphabet, RANDOM_NORMALISER, "random 3x400 synthesizer (untrained: expect CER near 1)"
+
+
+def validation_lines(data_root: str | None, n: int):
+    """N testset_v lines spread evenly over the set, or None when the data is not there."""
+    from graves.data.iamondb import load_iamondb
+    from graves.data.primer import iam_folder
+
+    root = data_root or os.environ.get("GRAVES_DATA")
+    if not root or not (iam_folder(root) / "splits").is_dir():
+        return None
+    lines = load_iamondb(iam_folder(root), sets=("testset_v",), progress=False)
+    idx = np.linspace(0, len(lines) - 1, min(n, len(lines))).round().astype(int)
+    return [lines[i] for i in idx]
+
+
+def synthesise(model, alphabet, normaliser, texts, bias, seed):
+    from graves.sample import line_generators, synthesize
+
+    res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(seed, len(texts)),
+                     normaliser=normaliser, substitute=True)
+    return [r.offsets for r in res], sum(r.finished for r in res)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--setup", action="store_true", help="apt-get install tesseract-ocr if it is missing")
+    p.add_argument("--model", help="a synthesis checkpoint (default: the shipped model, else a random one)")
+    p.add_argument("--data", help="data root holding iam-ondb/ (default $GRAVES_DATA)")
+    p.add_argument("--n", type=int, default=50, help="validation lines to use")
+    p.add_argument("--sentences", help="also write these sentences (one a line), e.g. bench/sentences.txt")
+    p.add_argument("--biases", type=float, nargs="+", default=list(BIASES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2, help="tesseract processes at once")
+    p.add_argument("--keep", help="keep the line images in this folder")
+    p.add_argument("--json", help="write the results here")
+    a = p.parse_args(argv)
+    setup_tesseract(a.setup)
+    model, alphabet, normaliser, what = load_model(a.model)
+    print(f"model: {what}")
+    work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="legibility-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+
+    def report(source, bias, res, extra=""):
+        rows.append({"source": source, "bias": bias, **res})
+        b = "-" if bias is None else f"{bias:g}"
+        print(f"{source:<26} {b:>5} {res['lines']:>6} {res['cer']:>7.3f}  {extra}", flush=True)
+
+    print(f"{'source':<26} {'bias':>5} {'lines':>6} {'CER':>7}")
+    t0 = time.time()
+    val = validation_lines(a.data, a.n)
+    if val is None:
+        print("(no IAM-OnDB data found: set --data or GRAVES_DATA for parts (a) and (b))")
+    else:
+        texts = [ln.text for ln in val]
+        report("IAM testset_v (real)", None, score([ln.offsets for ln in val], texts, work, "real", a.jobs))
+        for b in a.biases:
+            lines, done = synthesise(model, alphabet, normaliser, texts, b, a.seed)
+            report("synthesised, same texts", b, score(lines, texts, work, f"val-b{b:g}", a.jobs),
+                   f"({done} ended by the end rule)")
+    if a.sentences:
+        sents = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
+        for b in a.biases:
+            lines, done = synthesise(model, alphabet, normaliser, sents, b, a.seed)
+            report("synthesised, sentences", b, score(lines, sents, work, f"sent-b{b:g}", a.jobs),
+                   f"({done} ended by the end rule)")
+    print(f"({time.time() - t0:.0f} s; images in {work})")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"model": what, "rows": rows, "ink_px": INK_PX,
+                                            "stroke_px": STROKE_PX}, indent=2))
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

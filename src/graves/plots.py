@@ -1,0 +1,291 @@
+"""Figures of the paper for handwriting nets (matplotlib, Agg backend; no display needed).
+
+* **Density plot** (Figs. 10 and 14): the network's predicted densities of the next pen position,
+  Σ_t Pr(pen_{t+1} = q | y_t) over a grid of points q near the pen trace, with the trace overlaid; below
+  it the mixture weights π_t (components against time) as a heatmap.
+* **Window plot** (Fig. 13): the window weights φ(t, u) as a heatmap, text position u (labelled with its
+  character) against time t, under the written line.
+
+Both work for a real IAM-OnDB line (teacher-forced through the net: the inputs are the line's own
+points, SPEC §3–4) or a generated one (written with :mod:`graves.sample`, then teacher-forced the same
+way, which gives exactly the predictions made while sampling). Densities are those of the unbiased
+mixture (eqs. 18–24), whatever bias wrote a generated line.
+
+Units: the density is evaluated in raw IAM-OnDB units (y up): a raw offset d has normalised offset
+(d − mean) / std, and p_raw(d) = p_norm((d − mean) / std) / (std_x std_y).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "density_grid",
+    "plot_density",
+    "plot_density_checkpoint",
+    "plot_window",
+    "plot_window_checkpoint",
+    "teacher_force",
+]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ============================================================================================ computation
+
+
+def teacher_force(model: Any, offsets: np.ndarray, normaliser: Any = None, c: torch.Tensor | None = None):
+    """Run a line through the net with its own points as inputs (x_1 = 0, then p_1..p_{T−1}).
+
+    Args:
+        model: a handwriting predictor or synthesizer.
+        offsets: ``(T, 3)`` the line's points (raw units when ``normaliser`` is given).
+        c: ``(1, U, V)`` one-hot text for a synthesizer, else None.
+
+    Returns:
+        ``y_hat (T, 1 + 6M)`` (row t predicts point t) and ``phi (T, U)`` (None for a predictor), tensors.
+    """
+    from graves.sample import normalise
+
+    p = next(model.parameters())
+    o = torch.from_numpy(normalise(offsets, normaliser)).to(device=p.device, dtype=p.dtype)  # (T, 3)
+    x = torch.zeros(len(o), 1, 3, device=p.device, dtype=p.dtype)  # (T, 1, 3)
+    x[1:, 0] = o[:-1]
+    with torch.inference_mode():
+        if c is None:
+            y_hat, _ = model(x)
+            phi = None
+        else:
+            y_hat, _, phi = model(x, c.to(device=p.device, dtype=p.dtype))
+            phi = phi[:, 0]  # (T, U)
+    return y_hat[:, 0], phi
+
+
+def density_grid(
+    y_hat: torch.Tensor,
+    offsets: np.ndarray,
+    normaliser: Any = None,
+    cells: int = 600,
+    reach: float = 4.0,
+    chunk: int = 16,
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Σ_t of each step's predicted density of the next pen position, on a grid (Figs. 10, 14).
+
+    Step t's mixture (eqs. 18–24) is centred on the pen position before point t, and is evaluated on the
+    grid cells within ``reach`` standard deviations of the offsets (per axis, the normaliser's std) of that
+    position; the densities are summed over t.
+
+    Args:
+        y_hat: ``(T, 1 + 6M)``; row t predicts point t.
+        offsets: ``(T, 3)`` the line's points (raw units when ``normaliser`` is given).
+        cells: grid cells along the longer side of the trace's bounding box.
+
+    Returns:
+        ``density (rows, cols)`` (row 0 at the bottom) and its ``extent`` (x0, x1, y0, y1) in the units of
+        ``offsets``.
+    """
+    from graves.nn.mixture import mixture_log_density
+    from graves.sample import _stats
+
+    st = _stats(normaliser)
+    mean, std = (np.zeros(2), np.ones(2)) if st is None else st
+    pos = np.cumsum(offsets[:, :2].astype(np.float64), axis=0)  # pen after each point
+    before = np.concatenate([[[0.0, 0.0]], pos[:-1]])  # (T, 2) pen before point t: the density's centre
+    pts = np.concatenate([before, pos])
+    reach_xy = reach * std + np.abs(mean)
+    lo, hi = pts.min(0) - reach_xy * 0.5, pts.max(0) + reach_xy * 0.5
+    span = np.maximum(hi - lo, 1e-6)
+    step = float(span.max() / cells)
+    nx, ny = int(np.ceil(span[0] / step)) + 1, int(np.ceil(span[1] / step)) + 1
+    grid = np.zeros((ny, nx), dtype=np.float64)
+    yh = y_hat.detach().to("cpu", torch.float64)
+    inv_jac = 1.0 / float(std[0] * std[1])
+    with torch.inference_mode():
+        for t0 in range(0, len(before), chunk):
+            cen = before[t0 : t0 + chunk]  # (n, 2)
+            bl = np.maximum(np.floor((cen.min(0) - reach_xy - lo) / step), 0).astype(int)
+            tr = np.minimum(np.ceil((cen.max(0) + reach_xy - lo) / step), [nx - 1, ny - 1]).astype(int)
+            gx = lo[0] + step * np.arange(bl[0], tr[0] + 1)
+            gy = lo[1] + step * np.arange(bl[1], tr[1] + 1)
+            q = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)  # (g, 2) cell centres
+            d = (q[None, :, :] - cen[:, None, :] - mean) / std  # (n, g, 2) normalised offsets
+            logp = mixture_log_density(yh[t0 : t0 + chunk, None, :], torch.from_numpy(d))  # (n, g)
+            dens = logp.exp().sum(0).numpy() * inv_jac  # (g,)
+            grid[bl[1] : tr[1] + 1, bl[0] : tr[0] + 1] += dens.reshape(len(gy), len(gx))
+    extent = (lo[0] - step / 2, lo[0] + step * (nx - 0.5), lo[1] - step / 2, lo[1] + step * (ny - 0.5))
+    return grid, extent
+
+
+# ============================================================================================ figures
+
+
+def _trace_xy(offsets: np.ndarray) -> list[np.ndarray]:
+    from graves.data.strokes import offsets_to_strokes
+
+    return offsets_to_strokes(offsets)
+
+
+def plot_density(
+    output: str | Path,
+    y_hat: torch.Tensor,
+    offsets: np.ndarray,
+    normaliser: Any = None,
+    title: str = "",
+) -> Path:
+    """Write a Fig. 10/14-style PNG: Σ_t predicted densities with the pen trace, and π_t below."""
+    from graves.nn.mixture import mixture_params
+
+    plt = _pyplot()
+    from matplotlib.colors import PowerNorm
+
+    grid, extent = density_grid(y_hat, offsets, normaliser)
+    pi = mixture_params(y_hat.detach().to("cpu", torch.float32)).pi.numpy()  # (T, M)
+    w, h = extent[1] - extent[0], extent[3] - extent[2]
+    fig_w = 12.0
+    top_h = float(np.clip(fig_w * h / max(w, 1e-9), 1.5, 6.0))
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(fig_w, top_h + 2.2), gridspec_kw={"height_ratios": [top_h, 2.0]}
+    )
+    ax.imshow(grid, origin="lower", extent=extent, cmap="magma", norm=PowerNorm(0.5, vmin=0.0),
+              aspect="equal", interpolation="bilinear")
+    for s in _trace_xy(offsets):
+        ax.plot(s[:, 0], s[:, 1], color="white", linewidth=0.6, alpha=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or "predicted densities of the next pen position, summed over time")
+    ax2.imshow(pi.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest", vmin=0.0, vmax=1.0)
+    ax2.set_xlabel("time step t")
+    ax2.set_ylabel("component j")
+    ax2.set_title("mixture weights π_t")
+    fig.tight_layout()
+    return _save(fig, output)
+
+
+def plot_window(
+    output: str | Path,
+    phi: np.ndarray,
+    text: str,
+    offsets: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
+    """Write a Fig. 13-style PNG: φ(t, u) as a heatmap, characters against time, under the written line."""
+    plt = _pyplot()
+    phi = np.asarray(phi, dtype=np.float64)  # (T, U)
+    U = phi.shape[1]
+    rows = 2 if offsets is not None and len(offsets) else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 2.0 + 0.16 * U + (2.5 if rows == 2 else 0)),
+                             gridspec_kw={"height_ratios": [2.5, 2.0 + 0.16 * U] if rows == 2 else [1]})
+    axes = np.atleast_1d(axes)
+    if rows == 2:
+        for s in _trace_xy(offsets):
+            axes[0].plot(s[:, 0], s[:, 1], color="black", linewidth=1.0)
+        axes[0].set_aspect("equal")
+        axes[0].axis("off")
+    ax = axes[-1]
+    ax.imshow(phi.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
+              extent=(-0.5, phi.shape[0] - 0.5, 0.5, U + 0.5))
+    ax.set_yticks(np.arange(1, U + 1))
+    ax.set_yticklabels(["␣" if ch == " " else ch for ch in text[:U]], fontsize=7)
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("text position u")
+    ax.set_title(title or "window weights φ(t, u)")
+    fig.tight_layout()
+    return _save(fig, output)
+
+
+def _save(fig, output: str | Path) -> Path:
+    plt = _pyplot()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    return output
+
+
+# ============================================================================================ checkpoints
+
+
+def _line_for(model, meta, kind: str, line: str | None, text: str | None, data_root, seed: int, bias: float):
+    """(offsets raw, text or None, label) of a real IAM line or a freshly generated one."""
+    from graves.data.alphabet import Alphabet
+    from graves.sample import DEFAULT_BIAS, SampleError, sample_unconditional, synthesize
+
+    normaliser = meta.get("normaliser")
+    if line:
+        from graves.data.primer import load_iam_line
+
+        offsets, line_text = load_iam_line(line, data_root)
+        return offsets, line_text, f"IAM-OnDB line {line}"
+    b = DEFAULT_BIAS if bias is None else bias
+    if kind == "synthesis":
+        if not text:
+            raise SampleError("a synthesis net needs --text TEXT (or --line ID with --data ROOT) to plot")
+        r = synthesize(model, Alphabet.from_dict(meta["alphabet"]), [text], bias=b, generator=seed,
+                       normaliser=normaliser)[0]
+        return r.offsets, text, f"generated, bias {b:g}, seed {seed}"
+    if text:
+        raise SampleError("a prediction net is not conditioned on text: use --line ID, or no --text")
+    offsets = sample_unconditional(model, 400, b, seed, normaliser=normaliser)[0]
+    return offsets, None, f"generated, bias {b:g}, seed {seed}"
+
+
+def _load(path):
+    from graves.models import load_model
+    from graves.sample import SampleError
+
+    model, meta = load_model(path)
+    kind = meta["config"]["model"]["kind"]
+    if kind not in ("handwriting", "synthesis"):
+        raise SampleError(f"{path} is a {kind!r} model; density and window plots need a handwriting net")
+    return model, meta, kind
+
+
+def _one_hot(meta, text: str):
+    from graves.data.alphabet import Alphabet
+
+    c, _ = Alphabet.from_dict(meta["alphabet"]).one_hot([text])
+    return c
+
+
+def plot_density_checkpoint(path, output, line=None, text=None, data_root=None, seed=0, bias=None) -> Path:
+    """``graves plot density``: Fig. 10 (prediction net) / Fig. 14 (synthesis net) for a checkpoint.
+
+    A real line (``line``, an IAM-OnDB id, with ``data_root``) or a generated one (synthesis: ``text``;
+    prediction: 400 unconditional steps), written with ``bias`` (default :data:`graves.sample.DEFAULT_BIAS`)
+    and ``seed``.
+    """
+    model, meta, kind = _load(path)
+    offsets, line_text, label = _line_for(model, meta, kind, line, text, data_root, seed, bias)
+    if len(offsets) == 0:
+        from graves.sample import SampleError
+
+        raise SampleError("the generated line is empty: nothing to plot (try another --seed)")
+    c = _one_hot(meta, line_text) if kind == "synthesis" else None
+    y_hat, _ = teacher_force(model, offsets, meta.get("normaliser"), c)
+    title = f"{'Fig. 14' if kind == 'synthesis' else 'Fig. 10'}-style densities: {label}"
+    return plot_density(output, y_hat, offsets, meta.get("normaliser"), title)
+
+
+def plot_window_checkpoint(path, output, line=None, text=None, data_root=None, seed=0, bias=0.5) -> Path:
+    """``graves plot window``: Fig. 13 for a synthesis checkpoint, a real line or a generated one."""
+    from graves.sample import SampleError
+
+    model, meta, kind = _load(path)
+    if kind != "synthesis":
+        raise SampleError(f"{path} is a prediction net: the window plot needs a synthesis net")
+    offsets, line_text, label = _line_for(model, meta, kind, line, text, data_root, seed, bias)
+    if len(offsets) == 0:
+        raise SampleError("the generated line is empty: nothing to plot (try another --seed)")
+    _, phi = teacher_force(model, offsets, meta.get("normaliser"), _one_hot(meta, line_text))
+    return plot_window(output, phi.cpu().numpy(), line_text, offsets, f"Fig. 13-style window weights: {label}")

@@ -1,0 +1,933 @@
+"""Handwriting sampling (paper §4 samples, §5.3–5.5): unconditional, synthesis, biased, primed.
+
+Sampling is pure: no input is modified, no global state is left changed, and every random draw takes
+an explicit ``torch.Generator``, so a seed reproduces a sample.
+
+**One generator per line.** Every line of a batch draws from its own generator, so a line's sample
+does not depend on which other lines share its batch: sampling lines ``[a, b, c]`` together with the
+generators ``[g_a, g_b, g_c]`` gives (up to float rounding in the batched matrix products, see
+``docs/sampling-notes.md``) what sampling each alone with its own generator gives. The library's seed
+convention is :func:`line_generators`: line ``i`` of a page written with seed ``s`` draws from a
+generator seeded with ``numpy.random.SeedSequence(s, spawn_key=(i,))``, so the lines of one seed are
+independent streams and different (seed, line) pairs never share one. Passing a single generator for
+several lines derives the per-line generators from it (the line's index in the batch then matters).
+
+**Units.** The networks read and predict *normalised* offsets (mean 0, std 1 over the training set,
+SPEC §3). The samplers return offsets in network units unless a ``normaliser`` (the checkpoint meta's
+``"normaliser"``) is given, in which case the returned offsets, the primer's input, and the debug
+``inputs`` are in raw IAM-OnDB units (y up), ready for :mod:`graves.render`.
+
+**The sampling loop** runs a fused one-step path (:class:`_FastStepper`) without autograd: the weights
+are split, transposed and concatenated once, the window's contribution to every layer is precomputed
+per text position (φ_t @ (c W_w) instead of w_t @ W_w), and the hidden states live in two buffers.
+It computes the same function as the models' ``step`` (proven equal in ``tests/test_sample.py``); any
+other model falls back to ``model.step``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import textwrap
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graves.config import ConfigError
+from graves.data.alphabet import substitute_text
+from graves.data.primer import Primer
+
+__all__ = [
+    "DEFAULT_BIAS",
+    "DEFAULT_STEPS_PER_CHAR",
+    "SampleError",
+    "SynthesisResult",
+    "denormalise",
+    "end_of_text",
+    "line_generators",
+    "load_styles",
+    "make_styles",
+    "normalise",
+    "sample_checkpoint_to_file",
+    "sample_unconditional",
+    "shipped_model_dir",
+    "synthesize",
+    "wrap_text",
+    "write_to_files",
+]
+
+#: The bias ``graves write`` uses when none is given. **Not the paper's default** (the paper's unbiased
+#: sampling is b = 0, which writes with all the variety, and the mess, of the training data); b = 0.75 is
+#: a legible middle between the paper's "slightly biased" b = 0.15 and the near-mode b = 2 (Fig. 16/17).
+#: Measured with ``bench/legibility.py`` once a trained model ships (see docs/sampling-notes.md).
+DEFAULT_BIAS = 0.75
+
+#: Hard cap on sampled steps per character of text: a line that has not passed the end of its text by
+#: then stops, with ``finished=False``. IAM-OnDB lines average ~617 points for ~40 characters (~15 per
+#: character); 40 leaves room for large or slow writing but never runs forever.
+DEFAULT_STEPS_PER_CHAR = 40
+
+
+class SampleError(ConfigError):
+    """A request the sampler cannot serve (empty text, negative bias, unknown output type, ...).
+
+    A :class:`graves.config.ConfigError` so that the CLI reports it as one line (exit status 2).
+    """
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    """One synthesised line.
+
+    Attributes:
+        offsets: ``(T, 3)`` float32 (dx, dy, eos) of the written text only (a primer is not included);
+            raw units when a normaliser was given, else network units.
+        phi: ``(T, U)`` float32 window weights φ(t, u) over the full conditioning text ``text`` for the
+            steps that produced ``offsets`` (row t is the window when offsets[t] was drawn).
+        finished: the end-of-text rule fired (False: the step cap stopped the line).
+        text: the conditioning text c' (the primer's text + " " + the line's text when primed).
+        inputs: debug: ``(T_in, 3)`` every input fed to the network, the null first input and the
+            primer's points included, in the units of ``offsets``.
+    """
+
+    offsets: np.ndarray
+    phi: np.ndarray
+    finished: bool
+    text: str
+    inputs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 3), np.float32))
+
+
+# ============================================================================================ RNG
+
+
+def line_generators(seed: int, n: int, device: str | torch.device = "cpu") -> list[torch.Generator]:
+    """``n`` generators, one per line: line i is seeded from ``SeedSequence(seed, spawn_key=(i,))``."""
+    gens = []
+    for i in range(n):
+        s = int(np.random.SeedSequence(int(seed), spawn_key=(i,)).generate_state(1, np.uint64)[0])
+        gens.append(torch.Generator(device=device).manual_seed(s))
+    return gens
+
+
+def _as_generators(generator: Any, n: int, device: torch.device) -> list[torch.Generator]:
+    if isinstance(generator, torch.Generator):
+        if n == 1:
+            return [generator]
+        seeds = torch.randint(0, 2**62, (n,), generator=generator, device=generator.device)
+        return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        return line_generators(int(generator), n, device)
+    if isinstance(generator, Sequence) and all(isinstance(g, torch.Generator) for g in generator):
+        if len(generator) != n:
+            raise SampleError(f"{len(generator)} generators for {n} lines: pass one generator per line")
+        return list(generator)
+    raise SampleError("generator must be a torch.Generator, one per line, or an int seed")
+
+
+# ============================================================================================ units
+
+
+def _stats(normaliser: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean (2,), std (2,)) from a normaliser object, a dict {"mean", "std"}, or None."""
+    if normaliser is None:
+        return None
+    if isinstance(normaliser, dict):
+        mean, std = normaliser["mean"], normaliser["std"]
+    else:
+        mean, std = normaliser.mean, normaliser.std
+    mean = np.asarray(mean, dtype=np.float64).reshape(2)
+    std = np.asarray(std, dtype=np.float64).reshape(2)
+    return mean, std
+
+
+def normalise(offsets: np.ndarray, normaliser: Any) -> np.ndarray:
+    """Raw (dx, dy, eos) → network units: (d − mean) / std on dx, dy. Pure; None is the identity."""
+    out = np.array(offsets, dtype=np.float32, copy=True)
+    st = _stats(normaliser)
+    if st is not None and len(out):
+        out[:, :2] = (out[:, :2] - st[0]) / st[1]
+    return out
+
+
+def denormalise(offsets: np.ndarray, normaliser: Any) -> np.ndarray:
+    """Network units → raw (dx, dy, eos): d · std + mean on dx, dy. Pure; None is the identity."""
+    out = np.array(offsets, dtype=np.float32, copy=True)
+    st = _stats(normaliser)
+    if st is not None and len(out):
+        out[:, :2] = out[:, :2] * st[1] + st[0]
+    return out
+
+
+# ============================================================================================ pieces
+
+
+def end_of_text(phi: Tensor, lengths: Tensor) -> Tensor:
+    """The end-of-text rule (Section 5.3): φ(t, U+1) > φ(t, u) for every 1 ≤ u ≤ U.
+
+    Args:
+        phi: ``(B, U_max + 1)`` window weights at u = 1..U_max+1 (a batch padded to its longest text).
+        lengths: ``(B,)`` each line's U (≤ U_max).
+
+    Returns:
+        ``(B,)`` bool: the window of that line has moved past its last character.
+    """
+    return _end_check(phi, *_end_masks(lengths.to(device=phi.device, dtype=torch.long), phi.shape[1]))
+
+
+def _end_masks(lengths: Tensor, U1: int) -> tuple[Tensor, Tensor]:
+    """What :func:`_end_check` needs, computed once per batch: the index of u = U + 1 ``(B, 1)`` and the
+    positions past each line's text ``(B, U1)`` (u > U)."""
+    pos = torch.arange(U1, device=lengths.device)  # (U_max + 1,), position u − 1
+    return lengths[:, None], pos[None, :] >= lengths[:, None]
+
+
+def _end_check(phi: Tensor, after: Tensor, beyond: Tensor) -> Tensor:
+    """φ(t, U+1) > max_{u ≤ U} φ(t, u), per row."""
+    inside = phi.masked_fill(beyond, float("-inf")).amax(dim=1)  # max_{u ≤ U} φ(t, u), (B,)
+    return phi.gather(1, after).squeeze(1) > inside  # φ(t, U + 1) beats it
+
+
+def _draw(y_hat: Tensor, bias: Tensor, generators: Sequence[torch.Generator], cols: Tensor | None = None) -> Tensor:
+    """x_{t+1} ~ Pr(x_{t+1} | y_t) for each row from its own generator, biased by eqs. 61–62.
+
+    Row i gives exactly what ``sample_mixture(mixture_params(y_hat[i:i+1], bias[i]), generators[i])``
+    gives (the same draws in the same order: component, two normals, eos; tested), but the arithmetic
+    is done once for the batch and only on the chosen component.
+
+    Args:
+        y_hat: ``(B, 1 + 6M)``; bias: ``(B, 1)``; generators: B generators.
+        cols: ``arange(1 + M, 1 + 6M, M)``, the column offsets of μ̂1, μ̂2, σ̂1, σ̂2, ρ̂ (made if None).
+
+    Returns:
+        ``(B, 3)`` (dx, dy, eos).
+    """
+    B, M = y_hat.shape[0], (y_hat.shape[1] - 1) // 6
+    pi = torch.log_softmax(y_hat[:, 1 : 1 + M] * (1 + bias), dim=-1).exp()  # (B, M)  (eqs. 19, 62)
+    e = torch.sigmoid(-y_hat[:, 0])  # (B,)  (eq. 18)
+    js, zs, eos = [], [], []
+    for i, g in enumerate(generators):
+        js.append(torch.multinomial(pi[i : i + 1], 1, generator=g))  # (1, 1)
+        zs.append(torch.randn((1, 2), generator=g, device=y_hat.device, dtype=y_hat.dtype))
+        eos.append(torch.bernoulli(e[i : i + 1], generator=g))  # (1,)
+    j = torch.cat(js) if B > 1 else js[0]  # (B, 1)
+    z = torch.cat(zs) if B > 1 else zs[0]  # (B, 2)
+    if cols is None:
+        cols = torch.arange(1 + M, 1 + 6 * M, M, device=y_hat.device)
+    chosen = y_hat.gather(1, j + cols)  # (B, 5): μ̂1 μ̂2 σ̂1 σ̂2 ρ̂ of component j
+    sigma = torch.exp(chosen[:, 2:4] - bias)  # (B, 2)  (eqs. 21, 61)
+    rho = torch.tanh(chosen[:, 4])  # (eq. 22)
+    out = torch.empty(B, 3, device=y_hat.device, dtype=y_hat.dtype)
+    torch.add(chosen[:, 0], sigma[:, 0] * z[:, 0], out=out[:, 0])  # x1 = μ1 + σ1 z1
+    corr = rho * z[:, 0] + torch.sqrt((1.0 - rho * rho).clamp_(min=0.0)) * z[:, 1]
+    torch.add(chosen[:, 1], sigma[:, 1] * corr, out=out[:, 1])  # x2 = μ2 + σ2 (ρ z1 + √(1 − ρ²) z2)
+    out[:, 2] = torch.cat(eos) if B > 1 else eos[0]
+    return out  # (B, 3)
+
+
+def _index_state(state: Any, keep: Tensor) -> Any:
+    """Select batch rows ``keep`` of every tensor in a (nested) recurrent state."""
+    if isinstance(state, Tensor):
+        return state.index_select(0, keep)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(_index_state(s, keep) for s in state))
+    if isinstance(state, (list, tuple)):
+        return type(state)(_index_state(s, keep) for s in state)
+    return state
+
+
+# ============================================================================================ steppers
+
+
+class _ModelStepper:
+    """Steps any model through its own ``step`` (the reference the fast path is tested against)."""
+
+    def __init__(self, model: Any, B: int, c: Tensor | None):
+        self.model, self.c = model, c
+        self.state = model.zero_state(B)
+
+    def step(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        if self.c is None:
+            y_hat, self.state = self.model.step(x, self.state)
+            return y_hat, None
+        y_hat, self.state, phi = self.model.step(x, self.c, self.state)
+        return y_hat, phi
+
+    def select(self, keep: Tensor) -> None:
+        self.state = _index_state(self.state, keep)
+        if self.c is not None:
+            self.c = self.c.index_select(0, keep)
+
+
+class _FastStepper:
+    """One step of a handwriting net (eqs. 1–3, 7–11; with a text, eqs. 46–53) with minimal work.
+
+    The same function as ``HandwritingPredictor.step`` / ``HandwritingSynthesizer.step``, arranged for
+    speed: every layer's input projection of x_t in one matmul; layer n ≥ 2 reads [h^{n−1}_t, h^n_{t−1}],
+    adjacent in the buffer ``h (B, N·H)``, through one matmul with [W_{h(n−1)hn}; W_{hn hn}]; the window
+    vector's contribution to every layer, w_t @ W_w = Σ_u φ(t, u) (c_u @ W_w), through one batched
+    product with ``cw = c @ W_w`` precomputed per line; the gates updated in place.
+    """
+
+    def __init__(self, model: Any, B: int, c: Tensor | None):
+        lstm = model.lstm
+        N, H = lstm.num_layers, lstm.hidden_size
+        self.N, self.H = N, H
+        layers = list(lstm.layers)
+        p = model.output.weight
+        dev, dt = p.device, p.dtype
+        I = 3
+        self.Wx = torch.cat([l.weight_ih[:, :I].t() for l in layers], dim=1).contiguous()  # (3, N·4H)
+        self.b = torch.cat([l.bias for l in layers]).contiguous()  # (N·4H,)
+        self.W1h = layers[0].weight_hh.t().contiguous()  # (H, 4H)
+        # layer n ≥ 2: [h^{n−1}_t, h^n_{t−1}] @ [W_prev; W_hh], (2H, 4H)
+        self.Wcat = [
+            torch.cat([l.weight_ih[:, I : I + H].t(), l.weight_hh.t()], dim=0).contiguous() for l in layers[1:]
+        ]
+        self.peep_if = [torch.stack([l.w_ci, l.w_cf]).contiguous() for l in layers]  # (2, H)
+        self.peep_o = [l.w_co.contiguous() for l in layers]  # (H,)
+        self.Wout = model.output.weight.t().contiguous()  # (N·H, 1 + 6M)
+        self.bout = model.output.bias.contiguous()
+        self.h = torch.zeros(B, N * H, device=dev, dtype=dt)  # (B, N·H) h^1..h^N
+        self.cell = torch.zeros(B, N * H, device=dev, dtype=dt)  # (B, N·H) c^1..c^N
+        self.c = c
+        if c is not None:
+            K = model.window.linear.out_features // 3
+            self.K = K
+            V = c.shape[2]
+            off = [I, I + H]  # where w starts in layer 1's / layer n's input
+            Ww = torch.cat(
+                [l.weight_ih[:, off[min(n, 1)] : off[min(n, 1)] + V].t() for n, l in enumerate(layers)], dim=1
+            )  # (V, N·4H)
+            self.cw = (c @ Ww).contiguous()  # (B, U, N·4H): c_u @ W_w for every position and layer
+            self.U = c.shape[1]
+            self.u = torch.arange(1, self.U + 2, device=dev, dtype=dt)  # (U + 1,)
+            self.Wp = model.window.linear.weight.t().contiguous()  # (H, 3K)  (eq. 48)
+            self.bp = model.window.linear.bias.contiguous()
+            self.kappa = torch.zeros(B, K, device=dev, dtype=dt)  # κ_0 = 0
+            self.w1 = torch.zeros(B, 4 * H, device=dev, dtype=dt)  # w_{t−1} @ W_{w h1} (w_0 = 0)
+
+    def select(self, keep: Tensor) -> None:
+        self.h, self.cell = self.h.index_select(0, keep), self.cell.index_select(0, keep)
+        if self.c is not None:
+            self.cw, self.kappa, self.w1 = (t.index_select(0, keep) for t in (self.cw, self.kappa, self.w1))
+            self.c = self.c.index_select(0, keep)
+
+    def _gates(self, z: Tensor, n: int) -> None:
+        """Eqs. 7–11 in place: z (B, 4H) pre-activations without peepholes → h^n_t, c^n_t in the buffers."""
+        H = self.H
+        c = self.cell[:, n * H : (n + 1) * H]  # (B, H) c_{t−1}, updated in place to c_t
+        zif = z[:, : 2 * H].view(-1, 2, H)
+        zif.addcmul_(self.peep_if[n], c.unsqueeze(1))  # + w_ci ⊙ c_{t−1}, w_cf ⊙ c_{t−1}  (eqs. 7–8)
+        zif.sigmoid_()  # i_t, f_t
+        g = z[:, 2 * H : 3 * H].tanh_()  # c̃_t
+        c.mul_(z[:, H : 2 * H]).addcmul_(z[:, :H], g)  # c_t = f c_{t−1} + i c̃  (eq. 9)
+        o = z[:, 3 * H :].addcmul_(self.peep_o[n], c).sigmoid_()  # (eq. 10), peephole on c_t
+        h = self.h[:, n * H : (n + 1) * H]
+        torch.tanh(c, out=h)
+        h.mul_(o)  # h_t = o tanh(c_t)  (eq. 11)
+
+    def step(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        H, N = self.H, self.N
+        H4 = 4 * H
+        gx = torch.addmm(self.b, x, self.Wx)  # (B, N·4H) W_{i hn} x_t + b^n for every layer
+        z1 = torch.addmm(gx[:, :H4], self.h[:, :H], self.W1h)  # (B, 4H) + W_{h1 h1} h^1_{t−1}
+        phi = None
+        if self.c is not None:
+            z1 += self.w1  # + W_{w h1} w_{t−1}  (eq. 52)
+        self._gates(z1, 0)
+        if self.c is not None:
+            K = self.K
+            p = torch.addmm(self.bp, self.h[:, :H], self.Wp).exp_()  # (B, 3K): α, β, exp(κ̂)  (eqs. 48–50)
+            self.kappa = self.kappa + p[:, 2 * K :]  # κ_t  (eq. 51)
+            d = (self.kappa.unsqueeze(2) - self.u).square_().mul_(p[:, K : 2 * K].unsqueeze(2).neg()).exp_()
+            phi = torch.bmm(p[:, None, :K], d).squeeze(1)  # (B, U + 1) φ(t, u)  (eq. 46)
+            wc = torch.bmm(phi[:, None, : self.U], self.cw).squeeze(1)  # (B, N·4H) w_t @ W_w  (eq. 47)
+            self.w1 = wc[:, :H4]
+            gx = gx[:, H4:] + wc[:, H4:]  # (B, (N−1)·4H) layers 2..N  (eq. 53)
+        else:
+            gx = gx[:, H4:]
+        for n in range(1, N):
+            z = torch.addmm(gx[:, (n - 1) * H4 : n * H4], self.h[:, (n - 1) * H : (n + 1) * H], self.Wcat[n - 1])
+            self._gates(z, n)
+        y_hat = torch.addmm(self.bout, self.h, self.Wout)  # (B, 1 + 6M)  (eq. 3)
+        return y_hat, phi
+
+
+def _stepper(model: Any, B: int, c: Tensor | None, fast: bool):
+    from graves.models.handwriting import HandwritingPredictor, HandwritingSynthesizer
+
+    kind = HandwritingSynthesizer if c is not None else HandwritingPredictor
+    if fast and type(model) is kind:
+        return _FastStepper(model, B, c)
+    return _ModelStepper(model, B, c)
+
+
+#: Batches up to this size sample on one thread by default (``threads="auto"``): a step is ~60 small
+#: operations and three matrix-vector products, where thread hand-offs cost more than they save (measured
+#: in docs/sampling-notes.md); larger batches keep torch's thread count.
+SINGLE_THREAD_MAX_BATCH = 8
+
+
+@contextmanager
+def _sampling_mode(threads: int | str | None, batch: int = 1) -> Iterator[None]:
+    """No autograd, denormals flushed, optionally a thread count; the previous settings are restored."""
+    if threads == "auto":
+        threads = 1 if batch <= SINGLE_THREAD_MAX_BATCH else None
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    flushed = torch.set_flush_denormal(True)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+        if threads:
+            torch.set_num_threads(old)
+
+
+def _model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype]:
+    p = next(model.parameters())
+    return p.device, p.dtype
+
+
+def _bias_column(bias: float | Sequence[float], n: int, device, dtype) -> Tensor:
+    vals = [bias] * n if isinstance(bias, (int, float)) else list(bias)
+    if len(vals) != n:
+        raise SampleError(f"{len(vals)} biases for {n} lines")
+    for b in vals:
+        if not isinstance(b, (int, float)) or isinstance(b, bool) or not math.isfinite(b) or b < 0:
+            raise SampleError(f"the sampling bias must be a number >= 0 (eqs. 61-62), got {b!r}")
+    return torch.tensor(vals, device=device, dtype=dtype).unsqueeze(1)  # (B, 1)
+
+
+# ============================================================================================ unconditional
+
+
+def sample_unconditional(
+    model: Any,
+    steps: int,
+    bias: float | Sequence[float] = 0.0,
+    generator: Any = 0,
+    batch: int = 1,
+    normaliser: Any = None,
+    threads: int | str | None = "auto",
+    fast: bool = True,
+) -> list[np.ndarray]:
+    """Unconditional handwriting from the prediction net (Section 4, Fig. 11).
+
+    Starts from the null input x_1 = 0 and feeds each drawn point back in for ``steps`` steps.
+
+    Args:
+        model: a :class:`~graves.models.handwriting.HandwritingPredictor` (anything with ``step`` /
+            ``zero_state``).
+        steps: points per line.
+        bias: b ≥ 0 (eqs. 61–62), one for all lines or one per line.
+        generator: one ``torch.Generator`` per line, a single generator, or an int seed
+            (:func:`line_generators`).
+        batch: lines to draw at once.
+        normaliser: meta's normaliser: return raw units (else network units).
+        threads: torch threads while sampling (restored after); ``"auto"``: one thread for batches of
+            up to :data:`SINGLE_THREAD_MAX_BATCH` lines, else torch's setting; None leaves it alone.
+        fast: use the fused step path for a ``HandwritingPredictor`` (False: ``model.step``).
+
+    Returns:
+        ``batch`` arrays ``(steps, 3)`` float32 of (dx, dy, eos).
+    """
+    if steps < 1 or batch < 1:
+        raise SampleError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
+    device, dtype = _model_device_dtype(model)
+    gens = _as_generators(generator, batch, device)
+    b = _bias_column(bias, batch, device, dtype)
+    with _sampling_mode(threads, batch):
+        st = _stepper(model, batch, None, fast)
+        x = torch.zeros(batch, 3, device=device, dtype=dtype)  # x_1 = 0
+        out = torch.empty(steps, batch, 3, device=device, dtype=dtype)
+        for t in range(steps):
+            y_hat, _ = st.step(x)
+            x = _draw(y_hat, b, gens)
+            out[t] = x
+        arr = out.transpose(0, 1).cpu().numpy()
+    return [denormalise(a, normaliser) for a in arr]
+
+
+# ============================================================================================ synthesis
+
+
+def synthesize(
+    model: Any,
+    alphabet: Any,
+    texts: Sequence[str],
+    bias: float | Sequence[float] = 0.0,
+    generator: Any = 0,
+    max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR,
+    primer: Primer | Sequence[Primer | None] | None = None,
+    normaliser: Any = None,
+    substitute: bool = False,
+    threads: int | str | None = "auto",
+    fast: bool = True,
+    end_rule: bool = True,
+) -> list[SynthesisResult]:
+    """Write several lines at once with the synthesis net (Section 5.3–5.5).
+
+    Each line has its own text, length, bias, primer and generator; the batch is padded to the longest
+    text (padding rows of c are zero, so they add nothing to w_t), and a line leaves the batch as soon as
+    it stops, so its result does not depend on its batch-mates.
+
+    * **End of text** (Section 5.3): a line stops as soon as φ(t, U+1) > φ(t, u) for all u ≤ U, U its
+      text's length (:func:`end_of_text`); the point of that step is not drawn.
+    * **Step cap**: at most ``max_steps_per_char · len(text)`` points are drawn for a line
+      (``finished=False`` if the cap stopped it).
+    * **Bias** (eqs. 61–62): σ = exp(σ̂ − b), π = softmax(π̂ (1 + b)); b = 0 is unbiased sampling.
+    * **Priming** (Section 5.5, SPEC §4): with a primer (x, c) the text becomes c' = c + " " + s, the
+      inputs after the null input are clamped to x for its T points, then sampling continues; the end
+      rule is applied only after the primer. The primer's points are not part of ``offsets``.
+
+    Args:
+        model: a :class:`~graves.models.handwriting.HandwritingSynthesizer`.
+        alphabet: the model's :class:`~graves.data.alphabet.Alphabet`.
+        texts: B texts.
+        bias: b ≥ 0, one for all lines or one per line.
+        generator: one ``torch.Generator`` per line, a single generator, or an int seed.
+        max_steps_per_char: the step cap per character of the line's own text.
+        primer: one :class:`~graves.data.primer.Primer` for every line, or one (or None) per line; its
+            offsets are in raw units when ``normaliser`` is given, else in network units.
+        normaliser: meta's normaliser (network ↔ raw units); None: everything in network units.
+        substitute: replace characters the alphabet lacks (its documented table) instead of failing.
+        threads: torch threads while sampling (restored after); ``"auto"``: one thread for batches of
+            up to :data:`SINGLE_THREAD_MAX_BATCH` lines, else torch's setting; None leaves it alone.
+        fast: the fused step path (False: ``model.step``, the reference).
+        end_rule: apply the end-of-text rule (False: every line runs to its step cap; for benchmarks).
+
+    Returns:
+        B :class:`SynthesisResult`, in the order of ``texts``.
+
+    Raises:
+        SampleError: no texts, an empty text, a negative bias, a primer without text.
+        graves.data.alphabet.UnknownCharacterError: a character the model cannot write.
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if substitute:
+        texts = [substitute_text(t) if isinstance(t, str) else t for t in texts]
+    if not texts:
+        raise SampleError("nothing to write: no texts given")
+    B = len(texts)
+    for t in texts:
+        if not isinstance(t, str) or not t.strip():
+            raise SampleError("cannot write an empty text")
+    if max_steps_per_char < 1:
+        raise SampleError(f"max_steps_per_char must be >= 1, got {max_steps_per_char}")
+    primers = list(primer) if isinstance(primer, (list, tuple)) else [primer] * B
+    if len(primers) != B:
+        raise SampleError(f"{len(primers)} primers for {B} lines")
+    device, dtype = _model_device_dtype(model)
+    gens = _as_generators(generator, B, device)
+    b_all = _bias_column(bias, B, device, dtype)
+
+    full, prime_len, prime_pts = [], [], []
+    for t, p in zip(texts, primers):
+        if p is None:
+            full.append(t)
+            prime_len.append(0)
+            prime_pts.append(np.zeros((0, 3), np.float32))
+            continue
+        if not p.text.strip():
+            raise SampleError(f"the primer {p.source or ''} has no transcription: give its text (--prime-text)")
+        if len(p.offsets) < 1:
+            raise SampleError(f"the primer {p.source or ''} has no points")
+        full.append((substitute_text(p.text) if substitute else p.text).rstrip() + " " + t)
+        prime_len.append(len(p.offsets))
+        prime_pts.append(normalise(p.offsets, normaliser))
+    own_len = [len(alphabet.encode(t, substitute=substitute)) for t in texts]  # validates characters
+    c, lengths = alphabet.one_hot(full, substitute=substitute, device=device)  # (B, U, V), (B,)
+    c = c.to(dtype)
+    Tp = torch.tensor(prime_len, device=device)  # (B,)
+    cap = torch.tensor(prime_len, device=device) + torch.tensor(own_len, device=device) * max_steps_per_char
+    T_max = int(cap.max())
+    P = torch.zeros(B, max(prime_len) + 1, 3, device=device, dtype=dtype)  # primers, net units
+    for i, pts in enumerate(prime_pts):
+        if len(pts):
+            P[i, : len(pts)] = torch.from_numpy(pts).to(device=device, dtype=dtype)
+    U1 = c.shape[1] + 1
+
+    with _sampling_mode(threads, B):
+        st = _stepper(model, B, c, fast)
+        T_loop = T_max + 1  # a line at its cap still gets the end rule checked once more
+        inputs = torch.zeros(B, T_loop + 1, 3, device=device, dtype=dtype)  # x_1 = 0, then what is fed
+        phis = torch.zeros(B, T_loop, U1, device=device, dtype=dtype)  # φ(t, ·) of every step
+        finished = torch.zeros(B, dtype=torch.bool, device=device)
+        stop_t = torch.full((B,), T_loop, dtype=torch.long, device=device)  # the step at which a line stopped
+        active = torch.arange(B, device=device)  # original indices of the rows still in the batch
+        lengths_a, Tp_a, cap_a, b_a, gens_a = lengths, Tp, cap, b_all, list(gens)
+        after, beyond = _end_masks(lengths_a, U1)
+        never = torch.zeros(B, dtype=torch.bool, device=device)
+        next_cap = int(cap_a.min())
+        M = (model.output.out_features - 1) // 6 if hasattr(model, "output") else None
+        cols = None if M is None else torch.arange(1 + M, 1 + 6 * M, M, device=device)
+        # φ and the fed inputs are kept per step in lists and written to the buffers once per stretch of
+        # steps with the same rows (a "segment"), not once per step.
+        seg_phi: list[Tensor] = []
+        seg_x: list[Tensor] = []
+        phi_t0, x_t0 = 0, 1
+
+        def flush(t_phi_end: int) -> None:
+            nonlocal seg_phi, seg_x, phi_t0, x_t0
+            if seg_phi:
+                phis[active, phi_t0:t_phi_end] = torch.stack(seg_phi, 1)  # (B_a, n, U1)
+            if seg_x:
+                inputs[active, x_t0 : x_t0 + len(seg_x)] = torch.stack(seg_x, 1)  # (B_a, n, 3)
+            seg_phi, seg_x = [], []
+            phi_t0 = x_t0 = t_phi_end
+
+        x = torch.zeros(B, 3, device=device, dtype=dtype)
+        T_prime = int(Tp.max())
+        for t in range(T_loop):
+            y_hat, phi = st.step(x)  # ŷ_t predicts the next point; φ(t, u), u = 1..U_max+1
+            seg_phi.append(phi)
+            eot = _end_check(phi, after, beyond) if end_rule else never  # (B_a,)  Section 5.3
+            done = eot | (t >= cap_a) if t >= next_cap else eot
+            clamp = (Tp_a > t) if t < T_prime else None  # the next input is still the primer's point t
+            if clamp is not None:
+                done = done & ~clamp
+            if bool(done.any()):
+                flush(t + 1)
+                gone = active[done]
+                finished[gone] = eot[done]
+                stop_t[gone] = t
+                keep = (~done).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never = (
+                    v.index_select(0, keep) for v in (active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never)
+                )
+                next_cap = int(cap_a.min())
+                gens_a = [gens_a[k] for k in keep.tolist()]
+                y_hat = y_hat.index_select(0, keep)
+                st.select(keep)
+                if clamp is not None:
+                    clamp = clamp.index_select(0, keep)
+            if clamp is not None and bool(clamp.any()):
+                x = P[active, t]  # clamped to the primer's trace (SPEC §4)
+                free = (~clamp).nonzero().squeeze(1)
+                if free.numel():
+                    gf = [gens_a[k] for k in free.tolist()]
+                    x[free] = _draw(y_hat.index_select(0, free), b_a.index_select(0, free), gf, cols)
+            else:
+                x = _draw(y_hat, b_a, gens_a, cols)
+            seg_x.append(x)
+        else:
+            flush(T_loop)
+        inputs_np = inputs.cpu().numpy()
+        phis_np = phis.cpu().numpy()
+        stop_np = stop_t.cpu().numpy()
+        fin_np = finished.cpu().numpy()
+        len_np = lengths.cpu().numpy()
+
+    results = []
+    for i in range(B):
+        k = prime_len[i]
+        drawn = int(stop_np[i]) - k  # points drawn after the primer
+        ins = inputs_np[i, : 1 + k + drawn]  # x_1 = 0, the primer, the drawn points
+        results.append(
+            SynthesisResult(
+                offsets=denormalise(ins[1 + k :], normaliser),
+                phi=np.ascontiguousarray(phis_np[i, k : k + drawn, : int(len_np[i])], dtype=np.float32),
+                finished=bool(fin_np[i]),
+                text=full[i],
+                inputs=denormalise(ins, normaliser),
+            )
+        )
+    return results
+
+
+# ============================================================================================ models, styles
+
+
+def shipped_model_dir() -> Path:
+    """``graves/weights/``: the shipped synthesis model (package data) and its ``styles.json``."""
+    return Path(__file__).resolve().parent / "weights"
+
+
+def _load_synthesizer(model: Any) -> tuple[Any, dict[str, Any], Path | None]:
+    """(model, meta, checkpoint dir) from a checkpoint path, None (the shipped model) or a (model, meta) pair."""
+    from graves.models import load_model
+
+    if isinstance(model, tuple):
+        net, meta = model
+        where = None
+    else:
+        where = shipped_model_dir() if model is None else Path(model)
+        if model is None and not (where / "checkpoint.json").is_file():
+            raise SampleError(
+                f"no shipped model yet: {where} holds no trained synthesis model. Pass a synthesis checkpoint "
+                "with --model (e.g. --model runs/hw-synth/best; train one with `graves train configs/hw-synth.toml`)"
+            )
+        net, meta = load_model(where)
+    kind = meta.get("config", {}).get("model", {}).get("kind")
+    if kind != "synthesis":
+        raise SampleError(f"{where or 'the model'} is a {kind!r} model; writing text needs a synthesis model")
+    if "alphabet" not in meta:
+        raise SampleError(f"{where or 'the model'}: its meta has no alphabet")
+    return net, meta, where
+
+
+def load_styles(directory: str | Path | None = None) -> list[Primer]:
+    """The shipped styles: primers in ``styles.json`` beside the model (a list of {"text", "offsets"}).
+
+    ``offsets`` are ``(T, 3)`` lists of (dx, dy, eos) in raw units, y up. Made by :func:`make_styles` from
+    the model's own generated lines (never from dataset strokes).
+    """
+    directory = shipped_model_dir() if directory is None else Path(directory)
+    path = directory / "styles.json"
+    if not path.is_file():
+        raise SampleError(f"no styles: {path} does not exist (make them with `python -m graves.sample make-styles`)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        styles = [
+            Primer(np.asarray(s["offsets"], dtype=np.float32).reshape(-1, 3), str(s["text"]), f"style {i}")
+            for i, s in enumerate(raw)
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SampleError(f"{path} is not a valid styles file: {exc}") from None
+    return styles
+
+
+def make_styles(
+    model: Any,
+    meta: dict[str, Any],
+    texts: Sequence[str],
+    seeds: Sequence[int],
+    bias: float = 1.0,
+    max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR,
+) -> list[dict[str, Any]]:
+    """Styles for ``styles.json``: one generated line per (text, seed), written with ``bias``.
+
+    Every line is written by the model itself (line i from the generator of ``line_generators(seeds[i], 1)``),
+    so a style is the model's own writing, free of dataset strokes. Lines the end rule did not finish are
+    dropped. Returns a list of ``{"text", "offsets" (raw units, y up, 2 decimals), "seed", "bias"}``.
+    """
+    if len(texts) != len(seeds):
+        raise SampleError(f"{len(texts)} texts for {len(seeds)} seeds")
+    from graves.data.alphabet import Alphabet
+
+    gens = [line_generators(s, 1)[0] for s in seeds]
+    results = synthesize(model, Alphabet.from_dict(meta["alphabet"]), list(texts), bias=bias, generator=gens,
+                         max_steps_per_char=max_steps_per_char, normaliser=meta.get("normaliser"))
+    styles = []
+    for t, s, r in zip(texts, seeds, results):
+        if not r.finished or len(r.offsets) < 2:
+            continue
+        styles.append({"text": t, "seed": int(s), "bias": float(bias),
+                       "offsets": np.round(r.offsets.astype(np.float64), 2).tolist()})
+    return styles
+
+
+def save_styles(styles: list[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(styles, separators=(",", ":")) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# ============================================================================================ pages
+
+
+def wrap_text(text: str, width: int = 50) -> list[str]:
+    """Lines of at most ``width`` characters, broken at spaces (a longer word is cut); newlines are kept."""
+    if width < 1:
+        raise SampleError(f"the line width must be >= 1, got {width}")
+    lines: list[str] = []
+    for para in text.splitlines():
+        lines += textwrap.wrap(para, width=width, break_long_words=True, break_on_hyphens=False)
+    return lines
+
+
+def _check_outputs(outputs: Sequence[str | Path]) -> list[Path]:
+    """Output paths, checked before any sampling: .svg, .png, or .json (plotter polylines)."""
+    from graves.render import SUFFIXES
+
+    paths = [Path(o) for o in outputs]
+    if not paths:
+        raise SampleError("no output file given (-o FILE.svg or FILE.png)")
+    for p in paths:
+        if p.suffix.lower() not in SUFFIXES:
+            raise SampleError(f"cannot write {p}: the output must end in .svg or .png (or .json for plotter paths)")
+    return paths
+
+
+def _write_page(lines: Sequence[np.ndarray], outputs: Sequence[Path]) -> list[Path]:
+    """Lay the lines (raw offsets, y up) out as a page and write every output with :mod:`graves.render`."""
+    from graves.render import write_page
+
+    return [Path(write_page(list(lines), out)) for out in outputs]
+
+
+def _check_bias(bias: Any) -> float:
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias) or bias < 0:
+        raise SampleError(f"the sampling bias must be a number >= 0 (eqs. 61-62), got {bias!r}")
+    return float(bias)
+
+
+def write_to_files(
+    text: str,
+    outputs: Sequence[str | Path],
+    model: Any = None,
+    bias: float | None = None,
+    seed: int = 0,
+    width: int = 50,
+    style: int | None = None,
+    prime: str | Path | None = None,
+    prime_text: str | None = None,
+    substitute: bool = False,
+    data_root: str | Path | None = None,
+) -> list[Path]:
+    """``graves write``: write ``text`` as handwriting and save it as each of ``outputs`` (.svg / .png).
+
+    The text is wrapped into lines of at most ``width`` characters (at spaces) and every line is written
+    in one batch, line i with the generator ``line_generators(seed, n)[i]``. The style stays the same
+    from line to line: every line is primed (SPEC §4) with the chosen shipped style (``style``), with the
+    user's own handwriting (``prime`` + ``prime_text``: JSON strokes, InkML or an IAM-OnDB line id, see
+    :mod:`graves.data.primer`), or, with neither, with the first line as written by the model (the first
+    line is written alone, then the others in one batch).
+
+    Args:
+        model: a synthesis checkpoint directory; None: the shipped model in :func:`shipped_model_dir`.
+        bias: b ≥ 0 (eqs. 61–62); None: :data:`DEFAULT_BIAS` (a legible default, not the paper's b = 0).
+
+    Returns:
+        the files written.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise SampleError("nothing to write: the text is empty")
+    bias = DEFAULT_BIAS if bias is None else _check_bias(bias)
+    paths = _check_outputs(outputs)
+    if style is not None and prime is not None:
+        raise SampleError("choose one of --style and --prime")
+    if prime_text is not None and prime is None:
+        raise SampleError("--prime-text is the transcription of --prime: give --prime too")
+    net, meta, where = _load_synthesizer(model)
+    from graves.data.alphabet import Alphabet
+
+    alphabet = Alphabet.from_dict(meta["alphabet"])
+    normaliser = meta.get("normaliser")
+    if substitute:
+        text = substitute_text(text)
+    lines = wrap_text(text, width)
+    if not lines:
+        raise SampleError("nothing to write: the text is empty")
+    bad = sorted({ch for ln in lines for ch in alphabet.unknown_characters(ln)})
+    if bad and not substitute:
+        from graves.data.alphabet import UnknownCharacterError
+
+        raise UnknownCharacterError(bad, text)
+
+    primer = None
+    if style is not None:
+        styles = load_styles(where if where is not None else None)
+        if not 0 <= style < len(styles):
+            raise SampleError(f"no style {style}: this model has styles 0..{len(styles) - 1}")
+        primer = styles[style]
+    elif prime is not None:
+        from graves.data.primer import load_primer
+
+        primer = load_primer(prime, text=prime_text, data_root=data_root)
+        if not primer.text.strip():
+            raise SampleError(f"give the transcription of {prime} with --prime-text")
+
+    gens = line_generators(seed, len(lines))
+    kw = dict(bias=bias, normaliser=normaliser, substitute=substitute)
+    if primer is not None:
+        results = synthesize(net, alphabet, lines, generator=gens, primer=primer, **kw)
+    else:
+        results = synthesize(net, alphabet, lines[:1], generator=gens[:1], **kw)
+        if len(lines) > 1:
+            first = results[0]
+            own = Primer(first.offsets, lines[0], "line 1") if len(first.offsets) >= 2 else None
+            results += synthesize(net, alphabet, lines[1:], generator=gens[1:], primer=own, **kw)
+    unfinished = [i + 1 for i, r in enumerate(results) if not r.finished]
+    if unfinished:
+        print(f"graves: warning: line(s) {unfinished} reached the step cap before the end of their text",
+              file=sys.stderr)
+    return _write_page([r.offsets for r in results], paths)
+
+
+def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4, text=None) -> Path:
+    """``graves sample`` for handwriting checkpoints: a page of ``lines`` samples.
+
+    A prediction net writes ``lines`` unconditional lines of ``steps`` points (Fig. 11); a synthesis net
+    writes ``text`` ``lines`` times, each line with its own generator (``line_generators(seed, lines)``),
+    showing the variety of styles (Fig. 15). Biased with ``bias`` (eqs. 61–62).
+    """
+    from graves.models import load_model
+
+    bias = _check_bias(bias)
+    out = _check_outputs([output])[0]
+    if lines < 1:
+        raise SampleError(f"--lines must be >= 1, got {lines}")
+    net, meta = load_model(path)
+    kind = meta["config"]["model"]["kind"]
+    normaliser = meta.get("normaliser")
+    if kind == "handwriting":
+        if steps < 1:
+            raise SampleError(f"--steps must be >= 1, got {steps}")
+        drawn = sample_unconditional(net, steps, bias, line_generators(seed, lines), batch=lines,
+                                     normaliser=normaliser)
+    elif kind == "synthesis":
+        if not text or not text.strip():
+            raise SampleError(f"{path} is a synthesis model: give the text to write with --text")
+        from graves.data.alphabet import Alphabet
+
+        res = synthesize(net, Alphabet.from_dict(meta["alphabet"]), [text] * lines, bias=bias,
+                         generator=line_generators(seed, lines), normaliser=normaliser)
+        drawn = [r.offsets for r in res]
+    else:
+        raise SampleError(f"{path} is a {kind!r} model, not a handwriting net")
+    return _write_page(drawn, [out])[0]
+
+
+# ============================================================================================ script
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m graves.sample make-styles --model CKPT [--out FILE] [--bias B] [--seeds ...] [--texts ...]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m graves.sample")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make-styles", help="write styles.json from the model's own generated lines")
+    m.add_argument("--model", required=True, help="a synthesis checkpoint directory")
+    m.add_argument("--out", help="where to write (default: MODEL/styles.json)")
+    m.add_argument("--bias", type=float, default=1.0)
+    m.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
+    m.add_argument("--texts", nargs="+", default=None, help="one text per seed (default: built-in lines)")
+    a = p.parse_args(argv)
+    net, meta, where = _load_synthesizer(a.model)
+    texts = a.texts or [STYLE_TEXTS[i % len(STYLE_TEXTS)] for i in range(len(a.seeds))]
+    if len(texts) != len(a.seeds):
+        p.error(f"{len(texts)} texts for {len(a.seeds)} seeds")
+    styles = make_styles(net, meta, texts, a.seeds, bias=_check_bias(a.bias))
+    out = save_styles(styles, a.out or Path(a.model) / "styles.json")
+    print(f"wrote {len(styles)} styles ({len(a.seeds) - len(styles)} unfinished lines dropped) to {out}")
+    return 0
+
+
+#: The texts the default styles are written with (our own sentences).
+STYLE_TEXTS = (
+    "a quick look at the garden",
+    "the morning was bright and still",
+    "seven of us went home by boat",
+    "writing by hand takes patience",
+)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())

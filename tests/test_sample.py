@@ -1,0 +1,389 @@
+"""Handwriting sampling (SPEC §4 "Sampling"): end rule, cap, bias plumbing, priming, seeds, batching, CLI."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+
+from graves.config import Config, ModelConfig
+from graves.data.alphabet import Alphabet, UnknownCharacterError
+from graves.data.primer import Primer
+from graves.models.handwriting import HandwritingPredictor, HandwritingSynthesizer
+from graves.nn.mixture import mixture_params, sample_mixture
+from graves.sample import (
+    SampleError,
+    _draw,
+    _FastStepper,
+    _ModelStepper,
+    end_of_text,
+    line_generators,
+    normalise,
+    sample_unconditional,
+    synthesize,
+)
+
+ALPHABET = Alphabet.build("full")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The cores are shared: tiny models sample fastest on one thread."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+NORM = {"mean": [8.0, -0.5], "std": [20.0, 30.0]}
+
+
+def tiny_synth(seed: int = 0, dtype=torch.float32, H: int = 8, N: int = 2) -> HandwritingSynthesizer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(kind="synthesis", hidden_size=H, num_layers=N, mixtures=3, window_mixtures=2)
+    return HandwritingSynthesizer(cfg, len(ALPHABET)).to(dtype).eval()
+
+
+def tiny_predictor(seed: int = 0, dtype=torch.float32) -> HandwritingPredictor:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(kind="handwriting", hidden_size=8, num_layers=2, mixtures=3)
+    return HandwritingPredictor(cfg).to(dtype).eval()
+
+
+def set_window(model: HandwritingSynthesizer, alpha_hat: float, beta_hat: float, kappa_hat: float) -> None:
+    """Make the window input-independent: α = e^α̂, β = e^β̂, κ_t = κ_{t−1} + e^κ̂ for every line."""
+    K = model.window.K
+    with torch.no_grad():
+        model.window.linear.weight.zero_()
+        model.window.linear.bias.copy_(torch.tensor([alpha_hat] * K + [beta_hat] * K + [kappa_hat] * K))
+
+
+# --------------------------------------------------------------------------------------------- end rule
+
+
+def test_end_of_text_on_constructed_phi():
+    # line 0: U = 3, φ(4) = 0.9 beats φ(1..3) → ends; line 1: U = 3, φ(2) = 1.0 > φ(4) → goes on;
+    # line 2: U = 1 (padded batch): φ(2) = 0.5 > φ(1) = 0.4 → ends, whatever the padding holds.
+    phi = torch.tensor(
+        [
+            [0.1, 0.2, 0.8, 0.9, 0.0],
+            [0.1, 1.0, 0.8, 0.9, 0.0],
+            [0.4, 0.5, 9.0, 9.0, 9.0],
+        ]
+    )
+    lengths = torch.tensor([3, 3, 1])
+    assert end_of_text(phi, lengths).tolist() == [True, False, True]
+    # ties do not end the line (strictly greater)
+    assert end_of_text(torch.tensor([[0.5, 0.5]]), torch.tensor([1])).tolist() == [False]
+
+
+def test_synthesis_stops_when_the_window_passes_the_end():
+    model = tiny_synth()
+    set_window(model, 0.0, 0.0, float(np.log(0.5)))  # α = β = 1, κ_t = t / 2 (t = 1, 2, ...)
+    text = "abc"
+    U = len(text)
+    # φ(t, u) = K exp(−(t/2 − u)²): the rule first holds at the step t with κ_t > U + 1/2.
+    kappa = 0.5 * np.arange(1, 40)
+    first = int(np.argmax(kappa > U + 0.5))  # 0-based step at which the line stops (no point drawn there)
+    r = synthesize(model, ALPHABET, [text], bias=0.0, generator=0)[0]
+    assert r.finished
+    assert len(r.offsets) == first
+    assert r.phi.shape == (first, U)
+
+
+def test_step_cap_stops_a_line_that_never_ends():
+    model = tiny_synth()
+    set_window(model, 0.0, 0.0, -30.0)  # κ never moves: the window stays before the first character
+    r = synthesize(model, ALPHABET, ["ab", "abcd"], generator=0, max_steps_per_char=3)
+    assert [x.finished for x in r] == [False, False]
+    assert [len(x.offsets) for x in r] == [6, 12]  # the cap is per character of each line's own text
+
+
+# --------------------------------------------------------------------------------------------- bias
+
+
+def test_draw_equals_sample_mixture_row_by_row():
+    torch.manual_seed(1)
+    y_hat = torch.randn(4, 1 + 6 * 5)
+    for bias in (0.0, 0.5):
+        gens_a, gens_b = line_generators(7, 4), line_generators(7, 4)
+        got = _draw(y_hat, torch.full((4, 1), bias), gens_a)
+        want = torch.cat([sample_mixture(mixture_params(y_hat[i : i + 1], bias), gens_b[i]) for i in range(4)])
+        assert torch.equal(got, want)
+
+
+def test_huge_bias_writes_the_mode():
+    model = tiny_synth(3)
+    r = synthesize(model, ALPHABET, ["hello"], bias=1e4, generator=0, normaliser=NORM)[0]
+    assert len(r.offsets) > 0
+    # re-run the inputs that were fed (the debug trace) through the net: each drawn point is the mean of
+    # the component with the largest π̂ at that step (σ → 0, π → one-hot).
+    x = torch.from_numpy(normalise(r.inputs, NORM))[:, None, :]  # (T + 1, 1, 3)
+    c, _ = ALPHABET.one_hot(["hello"])
+    with torch.no_grad():
+        y_hat, _, _ = model(x[:-1], c)
+    p = mixture_params(y_hat[:, 0])
+    j = p.log_pi.argmax(-1)
+    mode = p.mu[torch.arange(len(j)), j]  # (T, 2)
+    drawn = torch.from_numpy(normalise(r.offsets, NORM))[:, :2]
+    torch.testing.assert_close(drawn, mode, atol=1e-4, rtol=1e-4)
+
+
+def test_negative_or_bad_bias_is_a_clear_error():
+    model = tiny_synth()
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(SampleError, match="bias"):
+            synthesize(model, ALPHABET, ["a"], bias=bad, generator=0)
+
+
+# --------------------------------------------------------------------------------------------- text
+
+
+def test_unknown_characters_and_empty_text():
+    model = tiny_synth()
+    with pytest.raises(UnknownCharacterError, match="é"):
+        synthesize(model, ALPHABET, ["café"], generator=0)
+    r = synthesize(model, ALPHABET, ["café"], generator=0, substitute=True)[0]
+    assert r.text == "cafe" and r.phi.shape[1] == 4
+    for empty in ("", "   "):
+        with pytest.raises(SampleError, match="empty"):
+            synthesize(model, ALPHABET, [empty], generator=0)
+
+
+# --------------------------------------------------------------------------------------------- priming
+
+
+class Spy:
+    """A stand-in network that records every input it is stepped with (delegating to a real one)."""
+
+    def __init__(self, model):
+        self.model, self.fed = model, []
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def zero_state(self, B):
+        return self.model.zero_state(B)
+
+    def step(self, x, c, state):
+        self.fed.append(x.clone())
+        return self.model.step(x, c, state)
+
+
+def test_primed_sampling_feeds_the_primer_exactly():
+    model = tiny_synth(2)
+    rng = np.random.default_rng(0)
+    prim = np.concatenate([rng.normal(5, 20, (9, 2)), np.zeros((9, 1))], 1).astype(np.float32)
+    prim[[3, 8], 2] = 1.0
+    primer = Primer(prim, "ox", "test")
+    before = prim.copy()
+    spy = Spy(model)
+    r = synthesize(spy, ALPHABET, ["zap", "q"], primer=primer, generator=0, normaliser=NORM, max_steps_per_char=5)
+    fed = torch.stack(spy.fed)  # (steps, B, 3)
+    want = torch.from_numpy(normalise(prim, NORM))
+    for b in range(2):
+        assert torch.equal(fed[0, b], torch.zeros(3))  # the null first input
+        torch.testing.assert_close(fed[1 : 1 + len(prim), b], want, rtol=0, atol=0)
+    np.testing.assert_allclose(r[0].inputs[1 : 1 + len(prim)], prim, rtol=1e-5, atol=1e-4)
+    assert np.array_equal(prim, before)  # the primer is not modified
+    for res in r:
+        assert res.text.startswith("ox ")
+        assert len(res.inputs) == 1 + len(prim) + len(res.offsets)  # the primer is not in the output
+        np.testing.assert_allclose(res.inputs[1 + len(prim) :], res.offsets)
+    # fast and reference paths agree on a primed batch
+    r_ref = synthesize(model, ALPHABET, ["zap", "q"], primer=primer, generator=0, normaliser=NORM,
+                       max_steps_per_char=5, fast=False)
+    for a, b in zip(r, r_ref):
+        np.testing.assert_allclose(a.offsets, b.offsets, rtol=1e-4, atol=1e-4)
+
+
+def test_primer_without_text_is_an_error():
+    with pytest.raises(SampleError, match="transcription"):
+        synthesize(tiny_synth(), ALPHABET, ["a"], primer=Primer(np.zeros((3, 3), np.float32), ""), generator=0)
+
+
+# --------------------------------------------------------------------------------------------- RNG
+
+
+def test_a_seed_reproduces_a_sample():
+    model = tiny_synth(4)
+    set_window(model, 0.0, 0.0, float(np.log(0.2)))  # long enough lines to compare
+    a = synthesize(model, ALPHABET, ["seed"], bias=0.3, generator=torch.Generator().manual_seed(5))[0]
+    b = synthesize(model, ALPHABET, ["seed"], bias=0.3, generator=torch.Generator().manual_seed(5))[0]
+    c = synthesize(model, ALPHABET, ["seed"], bias=0.3, generator=torch.Generator().manual_seed(6))[0]
+    assert len(a.offsets) > 5
+    assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.phi, b.phi)
+    assert not np.array_equal(a.offsets[:5], c.offsets[:5])
+
+
+def test_batched_equals_one_by_one():
+    model = tiny_synth(5)
+    texts = ["a longer line of text", "hi", "q.x, z!"]
+    gens = lambda: line_generators(11, 3)  # noqa: E731
+    batch = synthesize(model, ALPHABET, texts, bias=[0.0, 0.5, 1.0], generator=gens(), normaliser=NORM)
+    for i, t in enumerate(texts):
+        alone = synthesize(model, ALPHABET, [t], bias=[0.0, 0.5, 1.0][i], generator=[gens()[i]], normaliser=NORM)[0]
+        assert batch[i].finished == alone.finished
+        assert batch[i].offsets.shape == alone.offsets.shape
+        np.testing.assert_allclose(batch[i].offsets, alone.offsets, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(batch[i].phi, alone.phi, rtol=1e-5, atol=1e-6)
+    # an int seed is line_generators(seed, B)
+    again = synthesize(model, ALPHABET, texts, bias=[0.0, 0.5, 1.0], generator=11, normaliser=NORM)
+    assert all(np.array_equal(a.offsets, b.offsets) for a, b in zip(batch, again))
+
+
+def test_unconditional_batch_seed_and_units():
+    model = tiny_predictor()
+    a = sample_unconditional(model, 30, 0.0, line_generators(3, 3), batch=3, normaliser=NORM)
+    b = sample_unconditional(model, 30, 0.0, line_generators(3, 3)[1:2], batch=1, normaliser=NORM)
+    assert [x.shape for x in a] == [(30, 3)] * 3
+    np.testing.assert_allclose(a[1], b[0], rtol=1e-5, atol=1e-4)
+    assert set(np.unique(a[0][:, 2])) <= {0.0, 1.0}
+    ref = sample_unconditional(model, 30, 0.0, line_generators(3, 3), batch=3, normaliser=NORM, fast=False)
+    for x, y in zip(a, ref):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------- fast path
+
+
+@pytest.mark.parametrize("N", [1, 3])
+def test_fast_step_equals_model_step(N):
+    model = tiny_synth(6, torch.float64, H=6, N=N)
+    c, _ = ALPHABET.one_hot(["hello there", "q"])
+    c = c.double()
+    fast, ref = _FastStepper(model, 2, c), _ModelStepper(model, 2, c)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for t in range(25):
+            x = torch.randn(2, 3, generator=g, dtype=torch.float64)
+            if t == 12:  # dropping a row keeps the other's state
+                fast.select(torch.tensor([1]))
+                ref.select(torch.tensor([1]))
+            if t >= 12:
+                x = x[1:]
+            y1, p1 = fast.step(x)
+            y2, p2 = ref.step(x)
+            torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(p1, p2, rtol=1e-10, atol=1e-10)
+    pred = tiny_predictor(1, torch.float64)
+    fast, ref = _FastStepper(pred, 3, None), _ModelStepper(pred, 3, None)
+    with torch.no_grad():
+        for _ in range(10):
+            x = torch.randn(3, 3, generator=g, dtype=torch.float64)
+            torch.testing.assert_close(fast.step(x)[0], ref.step(x)[0], rtol=1e-10, atol=1e-10)
+
+
+def test_sampling_does_not_mutate_its_inputs():
+    model = tiny_synth(7)
+    params = {k: v.clone() for k, v in model.state_dict().items()}
+    texts = ["abc", "de"]
+    synthesize(model, ALPHABET, texts, generator=0)
+    assert texts == ["abc", "de"]
+    assert all(torch.equal(params[k], v) for k, v in model.state_dict().items())
+    assert torch.is_grad_enabled()
+
+
+# --------------------------------------------------------------------------------------------- files, CLI
+
+
+def toy_checkpoint(path, kind="synthesis"):
+    """A random tiny model saved as a real checkpoint (slow window: ~10 steps per character)."""
+    from graves.checkpoint import save_checkpoint
+
+    mc = ModelConfig(kind=kind, hidden_size=8, num_layers=2, mixtures=3, window_mixtures=2)
+    meta = {"config": Config(model=mc).to_dict(), "normaliser": NORM}
+    torch.manual_seed(0)
+    if kind == "synthesis":
+        model = HandwritingSynthesizer(mc, len(ALPHABET))
+        set_window(model, 0.0, 0.0, float(np.log(0.1)))
+        meta["alphabet"] = ALPHABET.to_dict()
+    else:
+        model = HandwritingPredictor(mc)
+    return save_checkpoint(path, model.state_dict(), meta)
+
+
+def _check_svg_png(svg, png):
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_graves_write_through_the_cli(tmp_path, capsys):
+    from graves import cli
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    svg, png = tmp_path / "a.svg", tmp_path / "a.png"
+    assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(svg), "-o", str(png)]) == 0
+    _check_svg_png(svg, png)
+    assert "wrote" in capsys.readouterr().err
+    # the same seed writes the same page; long text is wrapped into several lines
+    svg2 = tmp_path / "b.svg"
+    assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(svg2)]) == 0
+    assert svg2.read_text() == svg.read_text()
+    wrapped = tmp_path / "c.svg"
+    assert cli.main(["write", "one two three four five", "--width", "9", "--model", str(ckpt), "-o",
+                     str(wrapped), "--bias", "1.5", "--seed", "3"]) == 0
+    ET.parse(wrapped)
+
+
+def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    from graves import cli
+    from graves import sample as sample_mod
+
+    ckpt = str(toy_checkpoint(tmp_path / "ckpt"))
+    out = str(tmp_path / "x.svg")
+    cases = [
+        (["write", "", "--model", ckpt, "-o", out], "empty"),
+        (["write", "hi", "--model", ckpt, "-o", out, "--bias", "-1"], "bias"),
+        (["write", "naïve ☃", "--model", ckpt, "-o", out], "cannot write"),
+        (["write", "hi", "--model", ckpt, "-o", str(tmp_path / "x.jpg")], ".svg or .png"),
+        (["write", "hi", "--model", ckpt, "-o", out, "--style", "0"], "styles"),
+        (["write", "hi", "--model", ckpt, "-o", out, "--prime", str(tmp_path / "no.json")], "not found"),
+        (["write", "hi", "--model", str(toy_checkpoint(tmp_path / "p", "handwriting")), "-o", out], "synthesis"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("graves: error:") and message in err and err.count("\n") == 1, (argv, err)
+    monkeypatch.setattr(sample_mod, "shipped_model_dir", lambda: tmp_path / "no-weights")
+    assert cli.main(["write", "hi", "-o", out]) == 2
+    assert "--model" in capsys.readouterr().err
+    # --substitute writes what the table can map
+    assert cli.main(["write", "naïve café", "--substitute", "--model", ckpt, "-o", out]) == 0
+
+
+def test_styles_and_primed_writing(tmp_path, capsys):
+    from graves import cli
+    from graves.sample import _main, load_styles
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    assert _main(["make-styles", "--model", str(ckpt), "--seeds", "0", "1", "--texts", "ab", "cd"]) == 0
+    styles = load_styles(ckpt)
+    assert [s.text for s in styles] == ["ab", "cd"] and all(len(s.offsets) > 2 for s in styles)
+    out = tmp_path / "s.png"
+    assert cli.main(["write", "hi there", "--model", str(ckpt), "--style", "1", "-o", str(out)]) == 0
+    assert cli.main(["write", "hi", "--model", str(ckpt), "--style", "5", "-o", str(out)]) == 2
+    assert "no style 5" in capsys.readouterr().err
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps([[[0, 0], [3, 4], [6, 9]], [[10, 0], [12, 5]]]))
+    assert cli.main(["write", "yo", "--model", str(ckpt), "--prime", str(mine), "--prime-text", "me",
+                     "-o", str(tmp_path / "p.svg")]) == 0
+    assert cli.main(["write", "yo", "--model", str(ckpt), "--prime", str(mine), "-o", str(out)]) == 2
+    assert "--prime-text" in capsys.readouterr().err
+
+
+def test_sample_checkpoint_to_file(tmp_path, capsys):
+    from graves import cli
+
+    pred = toy_checkpoint(tmp_path / "pred", "handwriting")
+    synth = toy_checkpoint(tmp_path / "synth")
+    assert cli.main(["sample", str(pred), "--steps", "30", "--lines", "2", "-o", str(tmp_path / "u.svg")]) == 0
+    ET.parse(tmp_path / "u.svg")
+    assert cli.main(["sample", str(synth), "--text", "ok", "--lines", "2", "-o", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert cli.main(["sample", str(synth), "-o", str(tmp_path / "t.svg")]) == 2
+    assert "--text" in capsys.readouterr().err
