@@ -468,3 +468,15 @@ def test_paper_configs_state_the_paper(name):
 def test_small_configs_load(name):
     cfg = load_config(REPO / "configs" / f"{name}.toml")
     assert cfg.model.kind == "text" and cfg.model.lstm_clip == 1.0
+
+
+def test_softmax_output_gradient_is_y_minus_delta_eq_14():
+    from graves.tasks.text import sequence_nll
+
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3, 7, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 7, (5, 3))
+    sequence_nll(logits, targets).sum().backward()
+    y = torch.softmax(logits.detach(), dim=-1)  # (eq. 12)
+    delta = torch.nn.functional.one_hot(targets, 7).to(y.dtype)
+    torch.testing.assert_close(logits.grad, y - delta)  # (eq. 14)

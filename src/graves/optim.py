@@ -107,3 +107,13 @@ def build_optimizer(name: str, params: Iterable[Tensor] | Iterable[dict[str, Any
     if key == "adam":
         return torch.optim.Adam(params, **kw)
     raise ValueError(f"unknown optimizer {name!r}; expected 'sgd', 'rmsprop' or 'adam'")
+
+
+def optimizer_from_config(o: Any, params: Iterable[Tensor] | Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
+    """The optimiser of an ``[optim]`` table (`graves.config.OptimConfig`), given only the settings it takes."""
+    key = o.name.lower()
+    if key == "sgd":
+        return build_optimizer(key, params, lr=o.lr, momentum=o.momentum)
+    if key == "rmsprop":
+        return build_optimizer(key, params, lr=o.lr, momentum=o.momentum, alpha=o.alpha, eps=o.eps)
+    return build_optimizer(o.name, params, lr=o.lr)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
 from graves.config import Config
 from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
-from graves.optim import build_optimizer
+from graves.optim import optimizer_from_config
 
 
 def build_task(cfg: Config, meta: dict[str, Any] | None = None):
@@ -118,11 +118,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     elif cfg.noise.kind != "none":
         raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
     params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
-    o = cfg.optim
-    # each optimiser gets only the [optim] values it takes (torch's SGD and Adam reject alpha / eps / momentum)
-    kw = {"sgd": {"lr": o.lr, "momentum": o.momentum}, "adam": {"lr": o.lr}}.get(
-        o.name.lower(), {"lr": o.lr, "momentum": o.momentum, "alpha": o.alpha, "eps": o.eps})
-    optimizer = build_optimizer(o.name, params, **kw)
+    optimizer = optimizer_from_config(cfg.optim, params)
     generator = torch.Generator().manual_seed(tc.seed)
 
     step, epoch, position, best, bad_evals = 0, 0, 0, math.inf, 0

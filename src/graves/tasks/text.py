@@ -58,11 +58,10 @@ from graves.data.text import (
 )
 from graves.models.text import NULL, TextPredictor
 from graves.nn.lstm import LSTMState
-from graves.optim import build_optimizer
+from graves.optim import optimizer_from_config
 
 __all__ = [
     "TextTask",
-    "build_text_optimizer",
     "count_characters",
     "count_words",
     "sample_text",
@@ -86,18 +85,6 @@ def sequence_nll(logits: Tensor, targets: Tensor) -> Tensor:
     T, B, V = logits.shape
     nll = F.cross_entropy(logits.reshape(T * B, V), targets.reshape(T * B), reduction="none")  # (T·B,)
     return nll.view(T, B)
-
-
-def build_text_optimizer(o: OptimConfig, params) -> torch.optim.Optimizer:
-    """The optimiser of an ``[optim]`` table, given only the keyword arguments it takes."""
-    name = o.name.lower()
-    if name == "sgd":
-        kw = dict(lr=o.lr, momentum=o.momentum)
-    elif name == "rmsprop":
-        kw = dict(lr=o.lr, momentum=o.momentum, alpha=o.alpha, eps=o.eps)
-    else:
-        kw = dict(lr=o.lr)
-    return build_optimizer(o.name, params, **kw)
 
 
 def _detach(state: list[LSTMState] | None) -> list[LSTMState] | None:
@@ -378,7 +365,7 @@ class TextTask:
         net = copy.deepcopy(model)
         net.train()
         device = next(net.parameters()).device
-        optimizer = build_text_optimizer(optim or self.cfg.optim, net.parameters())
+        optimizer = optimizer_from_config(optim or self.cfg.optim, net.parameters())
         batcher = StreamBatcher(ids, 1, self.cfg.train.seq_len, null_input=NULL)
         state, nll, errors, n = None, 0.0, 0, 0
         for batch in tqdm(batcher, disable=not progress, desc=f"dynamic eval {split}", leave=False):
