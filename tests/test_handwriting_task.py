@@ -19,13 +19,6 @@ from graves.nn.mixture import mixture_nll
 from graves.tasks.handwriting import HandwritingTask, _length_batches, make_batch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices on shared cores: a second thread only adds synchronisation (and spins when contended)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)

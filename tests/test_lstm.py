@@ -12,16 +12,6 @@ from graves.nn.lstm import DeepLSTM, LSTMState, PeepholeLSTM, lstm_fused, lstm_r
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine every
-    multi-threaded GEMM waits for a descheduled OpenMP worker (ms each): run this file on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomise(module: torch.nn.Module, scale: float = 0.5) -> None:
     """Non-trivial parameters, peepholes included (the default init is small)."""
     with torch.no_grad():

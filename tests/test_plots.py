@@ -20,12 +20,6 @@ NORM = {"mean": [8.0, -0.5], "std": [20.0, 30.0]}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _checkpoint(path, kind):

@@ -17,12 +17,6 @@ from graves.data.primer import (
     parse_json_strokes,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 STROKES = [[[10, 20], [12, 24], [15, 30]], [[40, 20], [41, 35]]]

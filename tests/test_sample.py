@@ -29,13 +29,6 @@ from graves.sample import (
 ALPHABET = Alphabet.build("full")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The cores are shared: tiny models sample fastest on one thread."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 NORM = {"mean": [8.0, -0.5], "std": [20.0, 30.0]}
 

@@ -34,13 +34,6 @@ from graves.tasks.text import (
 TOY = REPO / "configs" / "toy-text.toml"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets on shared cores: one thread is much faster than two (no spinning OpenMP workers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _tiny_model_cfg(H: int = 8, N: int = 2, fused: bool = True) -> ModelConfig:
