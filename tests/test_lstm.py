@@ -423,3 +423,29 @@ def test_matches_hand_computed_peephole_cell(fused):
     y, (h_T, c_T) = layer(torch.tensor(xs, dtype=F64).view(2, 1, 1), state)
     torch.testing.assert_close(y.flatten(), torch.tensor(hs, dtype=F64))
     torch.testing.assert_close(c_T.item(), c)
+
+
+@pytest.mark.parametrize("I", [0, 3])
+def test_x_proj_is_an_added_input_projection_fused_equals_reference(I):
+    """x_proj (T, B, 4H) added to the pre-activations = an input [x | e] through weights [W_ih | I]."""
+    torch.manual_seed(0)
+    T, B, H = 5, 2, 3
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+    e = torch.randn(T, B, 4 * H, dtype=F64, requires_grad=True)
+    p = [torch.randn(*s, dtype=F64, requires_grad=True) for s in [(4 * H, I), (4 * H, H), (4 * H,), (H,), (H,), (H,)]]
+    state = LSTMState(torch.randn(B, H, dtype=F64), torch.randn(B, H, dtype=F64))
+    results = []
+    for run in (lstm_fused, lstm_reference):
+        h, s = run(x, state, *p, clip=0.05, x_proj=e)
+        loss = (h ** 2).sum() + s.c.sum()
+        results.append([h, s.c, *torch.autograd.grad(loss, [x, e, *p])])
+    # the same layer written with the projection as extra input columns through an identity block
+    W = torch.cat([p[0], torch.eye(4 * H, dtype=F64)], dim=1)
+    h, s = lstm_reference(torch.cat([x, e], dim=2), state, W, *p[1:], clip=0.05)
+    loss = (h ** 2).sum() + s.c.sum()
+    gx_e = torch.autograd.grad(loss, [x, e, *p[1:]])
+    for a, b in zip(results[0], results[1]):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(results[1][0], h)
+    for a, b in zip(results[1][2:4] + results[1][5:], gx_e):
+        torch.testing.assert_close(a, b)

@@ -138,19 +138,11 @@ def _layer_with_projection(
 
     Returns:
         ``h (T, B, H)`` and the final ``LSTMState``.
-
-    ``graves.nn.lstm`` has no argument for adding a precomputed term to the gate pre-activations, so
-    the projection enters as an input of width 4H through an identity block of the input weights:
-    ``[x_proj | h_below] · [I | W_{h(n-1) hn}]ᵀ``. The identity is a constant (it gets no gradient) and
-    the gradient reaches ``x_proj`` unchanged. This costs one (T·B, 4H) × (4H, 4H) product each way;
-    a ``x_proj`` argument on ``PeepholeLSTM.forward`` would remove it.
     """
-    four_h = x_proj.shape[-1]
-    eye = torch.eye(four_h, dtype=x_proj.dtype, device=x_proj.device)  # (4H, 4H), constant
     if h_below is None:
-        x, w = x_proj, eye  # (T, B, 4H), (4H, 4H)
+        x = x_proj.new_zeros(*x_proj.shape[:2], 0)  # (T, B, 0): layer 1 has no other input
     else:
-        x = torch.cat([x_proj, h_below], dim=2)  # (T, B, 4H + H)
-        w = torch.cat([eye, layer.weight_ih[:, V:]], dim=1)  # (4H, 4H + H)
+        x = h_below  # (T, B, H)
     run = lstm_fused if layer.fused else lstm_reference
-    return run(x, LSTMState(*state), w, layer.weight_hh, layer.bias, layer.w_ci, layer.w_cf, layer.w_co, layer.clip)
+    return run(x, LSTMState(*state), layer.weight_ih[:, V:], layer.weight_hh, layer.bias, layer.w_ci, layer.w_cf,
+               layer.w_co, layer.clip, x_proj=x_proj)

@@ -108,18 +108,22 @@ def lstm_reference(
     w_cf: Tensor,
     w_co: Tensor,
     clip: float | None = None,
+    x_proj: Tensor | None = None,
 ) -> tuple[Tensor, LSTMState]:
     """The peephole LSTM over a sequence (eqs. 7–11) by stepping :func:`lstm_cell`.
 
     Args:
         x: ``(T, B, I)``; state: ``(h_0, c_0)`` each ``(B, H)``; parameters as in :func:`lstm_cell`.
+        x_proj: optional ``(T, B, 4H)`` added to the gate pre-activations of each step: an input
+            projection computed elsewhere (the text net's one-hot inputs as a column lookup).
 
     Returns:
         ``h (T, B, H)`` and the final ``LSTMState``.
     """
     outputs = []
-    for x_t in x.unbind(0):
-        state = lstm_cell(x_t, state, weight_ih, weight_hh, bias, w_ci, w_cf, w_co, clip)
+    biases = [bias] * x.shape[0] if x_proj is None else (x_proj + bias).unbind(0)  # T × (B, 4H) or (4H)
+    for x_t, b_t in zip(x.unbind(0), biases):
+        state = lstm_cell(x_t, state, weight_ih, weight_hh, b_t, w_ci, w_cf, w_co, clip)
         outputs.append(state.h)
     if not outputs:
         return x.new_zeros(0, x.shape[1], weight_hh.shape[1]), state
@@ -143,7 +147,9 @@ class _FusedPeepholeLSTM(torch.autograd.Function):
         T, B, _ = x.shape
         H = weight_hh.shape[1]
         # The input projection of every step in one matmul: W_x· x_t + b of eqs. 7–10.
-        G = torch.addmm(bias, x.reshape(T * B, -1), weight_ih.t()).view(T, B, 4 * H)  # (T, B, 4H)
+        # ``bias`` is (4H), or (T, B, 4H) when a per-step input projection was added to it (x_proj).
+        G = torch.addmm(bias.reshape(-1, 4 * H), x.reshape(T * B, -1), weight_ih.t()).view(T, B, 4 * H)  # (T, B, 4H)
+        ctx.bias_shape = bias.shape
         C = x.new_empty(T + 1, B, H)  # (T+1, B, H): c_0 .. c_T
         C[0] = c0
         TC = x.new_empty(T, B, H)  # (T, B, H): tanh(c_t)
@@ -272,7 +278,7 @@ class _FusedPeepholeLSTM(torch.autograd.Function):
             if T > 1:
                 dW_hh.addmm_(D[1:].reshape(-1, 4 * H).t(), Y[:-1].reshape(-1, H))
         if needs[5]:
-            db = dG.sum(0)  # (4H)
+            db = dG.sum(0) if len(ctx.bias_shape) == 1 else dG.view(ctx.bias_shape).clone()  # (4H) or (T, B, 4H)
         # peephole grads Σ_{t,b} δ ⊙ c; D is not needed any more, so the products overwrite it
         if needs[6]:
             dw_ci = D4[:, :, 0].mul_(C[:-1]).sum((0, 1))  # (H)
@@ -293,10 +299,13 @@ def lstm_fused(
     w_cf: Tensor,
     w_co: Tensor,
     clip: float | None = None,
+    x_proj: Tensor | None = None,
 ) -> tuple[Tensor, LSTMState]:
     """Same maths and signature as :func:`lstm_reference`, computed by the fused BPTT Function."""
     if x.shape[0] == 0:
         return x.new_zeros(0, x.shape[1], weight_hh.shape[1]), state
+    if x_proj is not None:
+        bias = x_proj + bias  # (T, B, 4H): autograd splits the gradient between the two
     h0, c0 = state
     Y, c_T = _FusedPeepholeLSTM.apply(
         x, h0, c0, weight_ih, weight_hh, bias, w_ci, w_cf, w_co, None if clip is None else float(clip)
