@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from graves.checkpoint import load_meta, load_weights
 from graves.config import Config, ConfigError
 
@@ -32,6 +34,9 @@ def evaluate_checkpoint(path: str | Path, split: str = "valid", dynamic: bool = 
     cfg = cfg.override(list(overrides or []))
     if data_root:
         cfg = cfg.override([f"data.root={json.dumps(str(data_root))}"])
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    torch.set_flush_denormal(True)  # denormal floats slow CPU maths by orders of magnitude
     task = build_task(cfg, meta)
     model = task.model
     model.load_state_dict(load_weights(path))

@@ -393,8 +393,9 @@ class HandwritingSynthesizer(nn.Module):
             ``output_clip``, ``fused``.
         vocab_size: V, the width of the one-hot text (``len(Alphabet)``).
 
-    3 × 400 cells, M = 20, K = 10: 3,658,551 weights with the paper's 57 classes (V = 58 with padding),
-    3,792,951 with the full IAM alphabet (V = 86); the paper: "≈3.7M".
+    3 × 400 cells, M = 20, K = 10: 3,658,551 weights with the paper's 57 classes (V = 58 with padding);
+    3,773,751 with the 80 characters of the paper's training split (V = 82, the default "full" alphabet);
+    3,792,951 with all 84 IAM characters (V = 86); the paper: "≈3.7M".
     """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
