@@ -380,3 +380,22 @@ def test_sample_checkpoint_to_file(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["sample", str(synth), "-o", str(tmp_path / "t.svg")]) == 2
     assert "--text" in capsys.readouterr().err
+
+
+def test_the_shipped_model_writes_through_the_cli(tmp_path):
+    """The README's main job: `graves write` with no --model uses the model inside the package."""
+    from graves.cli import main as cli_main
+    from graves.models import load_model
+    from graves.sample import load_styles, shipped_model_dir
+
+    model, meta = load_model(shipped_model_dir())
+    assert meta["config"]["model"]["kind"] == "synthesis" and "normaliser" in meta and "alphabet" in meta
+    assert len(load_styles()) >= 3
+    out_svg, out_png = tmp_path / "a.svg", tmp_path / "a.png"
+    assert cli_main(["write", "hello world", "--seed", "1", "-o", str(out_svg), "-o", str(out_png)]) == 0
+    import xml.etree.ElementTree as ET
+
+    paths = [e for e in ET.parse(out_svg).iter() if e.tag.endswith("path")]
+    assert len(paths) >= 2  # more than one pen-down stroke was written
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli_main(["write", "hello", "--style", "1", "-o", str(tmp_path / "b.svg")]) == 0
