@@ -1,5 +1,8 @@
 """Make the README's figure: one text written at biases 0, 0.5 and 1, and in each shipped style.
 
+Lines are written as ``graves write`` writes them: a line the step cap stopped is written again
+(:data:`graves.sample.DEFAULT_RETRIES` times at most).
+
     python scripts/readme_figure.py [--model CKPT] [-o docs/figures/samples.png] [--seed 0]
 """
 
@@ -10,7 +13,7 @@ from pathlib import Path
 
 from graves import render
 from graves.data.alphabet import Alphabet
-from graves.sample import _load_synthesizer, load_styles, synthesize
+from graves.sample import DEFAULT_RETRIES, _load_synthesizer, load_styles, synthesize
 
 
 def main() -> None:
@@ -25,13 +28,14 @@ def main() -> None:
     alphabet = Alphabet.from_dict(meta["alphabet"])
     lines, labels = [], []
     for bias in (0.0, 0.5, 1.0):
-        r = synthesize(model, alphabet, [a.text], bias=bias, generator=a.seed, normaliser=meta["normaliser"])[0]
+        r = synthesize(model, alphabet, [a.text], bias=bias, generator=a.seed, normaliser=meta["normaliser"],
+                       retries=DEFAULT_RETRIES)[0]
         lines.append(r.offsets)
         labels.append(f"bias {bias:g}")
     styles = load_styles(where) if where is not None and (where / "styles.json").exists() else []
     for i, style in enumerate(styles):
         r = synthesize(model, alphabet, [a.text], bias=1.0, generator=a.seed, primer=style,
-                       normaliser=meta["normaliser"])[0]
+                       normaliser=meta["normaliser"], retries=DEFAULT_RETRIES)[0]
         lines.append(r.offsets)
         labels.append(f"style {i}, bias 1")
     out = Path(a.output)

@@ -94,6 +94,42 @@ def test_step_cap_stops_a_line_that_never_ends():
     assert [len(x.offsets) for x in r] == [6, 12]  # the cap is per character of each line's own text
 
 
+def _erratic_window(model: HandwritingSynthesizer) -> HandwritingSynthesizer:
+    """κ's pace depends strongly on the drawn points, so whether a line finishes in time depends on the seed."""
+    K = model.window.K
+    with torch.no_grad():
+        w = model.window.linear.weight
+        w[2 * K :] = 3 * torch.randn(K, w.shape[1], generator=torch.Generator().manual_seed(4))
+        model.window.linear.bias[2 * K :] = float(np.log(0.25))
+    return model
+
+
+def test_retries_rewrite_only_the_lines_the_cap_stopped():
+    model = _erratic_window(tiny_synth(3))
+    texts = ["abcd"] * 12
+    once = synthesize(model, ALPHABET, texts, generator=0, max_steps_per_char=6)
+    assert 0 < sum(not r.finished for r in once) < len(texts)  # the fixture: some lines stall, most do not
+    tried = synthesize(model, ALPHABET, texts, generator=0, max_steps_per_char=6, retries=3)
+    for a, b in zip(once, tried):
+        if a.finished:  # untouched: same points, one attempt
+            assert b.attempts == 1 and np.array_equal(a.offsets, b.offsets)
+        else:
+            assert b.attempts > 1 and not np.array_equal(a.offsets[: len(b.offsets)], b.offsets[: len(a.offsets)])
+    assert all(r.finished for r in tried)
+    again = synthesize(model, ALPHABET, texts, generator=0, max_steps_per_char=6, retries=3)
+    assert all(np.array_equal(a.offsets, b.offsets) and a.attempts == b.attempts for a, b in zip(tried, again))
+
+
+def test_retries_give_up_after_the_last_try():
+    model = tiny_synth()
+    set_window(model, 0.0, 0.0, -30.0)  # κ never moves: no attempt can finish
+    r = synthesize(model, ALPHABET, ["ab", "abcd"], generator=0, max_steps_per_char=3, retries=2)
+    assert [(x.finished, x.attempts, len(x.offsets)) for x in r] == [(False, 3, 6), (False, 3, 12)]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(SampleError, match="retries"):
+            synthesize(model, ALPHABET, ["ab"], retries=bad)
+
+
 # --------------------------------------------------------------------------------------------- bias
 
 

@@ -334,6 +334,23 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, noise):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_resume_takes_the_learning_rate_from_the_config(tmp_path):
+    """`--resume optim.lr=...` changes the rate of the continued run, not the one saved with the optimizer."""
+    from graves.train import train
+
+    extra = ["train.eval_every=0", "optim.lr=0.01"]
+    train(_toy(*extra, "train.max_steps=2"), tmp_path / "run", progress=False)
+    at_two = load_weights(tmp_path / "run" / "last")
+    summary = train(_toy("train.eval_every=0", "optim.lr=0.0", "train.max_steps=4"), tmp_path / "run",
+                    resume=True, progress=False)
+    assert summary["step"] == 4
+    state = torch.load(tmp_path / "run" / "last" / "trainer.pt", weights_only=True)
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [0.0]
+    at_four = load_weights(tmp_path / "run" / "last")
+    for k in at_two:  # Adam at rate 0 moves nothing
+        assert torch.equal(at_two[k], at_four[k]), k
+
+
 @pytest.mark.parametrize("kind,per", [("weight", "sequence"), ("adaptive", "sequence"), ("weight", "batch")])
 def test_weight_noise_runs_complete(tmp_path, kind, per):
     from graves.train import train

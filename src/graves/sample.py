@@ -31,7 +31,7 @@ import math
 import sys
 import textwrap
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -73,6 +73,9 @@ DEFAULT_BIAS = 0.75
 #: character); 40 leaves room for large or slow writing but never runs forever.
 DEFAULT_STEPS_PER_CHAR = 40
 
+#: How many more times ``graves write`` writes a line that the step cap stopped (see :func:`synthesize`).
+DEFAULT_RETRIES = 2
+
 
 class SampleError(ConfigError):
     """A request the sampler cannot serve (empty text, negative bias, unknown output type, ...).
@@ -94,6 +97,7 @@ class SynthesisResult:
         text: the conditioning text c' (the primer's text + " " + the line's text when primed).
         inputs: debug: ``(T_in, 3)`` every input fed to the network, the null first input and the
             primer's points included, in the units of ``offsets``.
+        attempts: how many times the line was written (more than 1 only with ``retries``).
     """
 
     offsets: np.ndarray
@@ -101,6 +105,7 @@ class SynthesisResult:
     finished: bool
     text: str
     inputs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 3), np.float32))
+    attempts: int = 1
 
 
 # ============================================================================================ RNG
@@ -474,6 +479,7 @@ def synthesize(
     threads: int | str | None = "auto",
     fast: bool = True,
     end_rule: bool = True,
+    retries: int = 0,
 ) -> list[SynthesisResult]:
     """Write several lines at once with the synthesis net (Section 5.3–5.5).
 
@@ -485,6 +491,9 @@ def synthesize(
       text's length (:func:`end_of_text`); the point of that step is not drawn.
     * **Step cap**: at most ``max_steps_per_char · len(text)`` points are drawn for a line
       (``finished=False`` if the cap stopped it).
+    * **Retries** (ours, not the paper's): a line stopped by the cap has lost its place in the text (its
+      window crawls while the pen scribbles); with ``retries`` > 0 it is written again, up to that many
+      times, with a generator seeded from its own, and the first attempt that finishes is kept.
     * **Bias** (eqs. 61–62): σ = exp(σ̂ − b), π = softmax(π̂ (1 + b)); b = 0 is unbiased sampling.
     * **Priming** (Section 5.5, SPEC §4): with a primer (x, c) the text becomes c' = c + " " + s, the
       inputs after the null input are clamped to x for its T points, then sampling continues; the end
@@ -505,6 +514,7 @@ def synthesize(
             up to :data:`SINGLE_THREAD_MAX_BATCH` lines, else torch's setting; None leaves it alone.
         fast: the fused step path (False: ``model.step``, the reference).
         end_rule: apply the end-of-text rule (False: every line runs to its step cap; for benchmarks).
+        retries: how many more times a line the step cap stopped is written (``graves write``: 2).
 
     Returns:
         B :class:`SynthesisResult`, in the order of ``texts``.
@@ -524,12 +534,32 @@ def synthesize(
             raise SampleError("cannot write an empty text")
     if max_steps_per_char < 1:
         raise SampleError(f"max_steps_per_char must be >= 1, got {max_steps_per_char}")
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise SampleError(f"retries must be a whole number >= 0, got {retries!r}")
     primers = list(primer) if isinstance(primer, (list, tuple)) else [primer] * B
     if len(primers) != B:
         raise SampleError(f"{len(primers)} primers for {B} lines")
     device, dtype = _model_device_dtype(model)
     gens = _as_generators(generator, B, device)
     b_all = _bias_column(bias, B, device, dtype)
+    if retries:
+        once = dict(max_steps_per_char=max_steps_per_char, normaliser=normaliser, substitute=substitute,
+                    threads=threads, fast=fast, end_rule=end_rule)
+        results = synthesize(model, alphabet, texts, bias=bias, generator=gens, primer=primers, **once)
+        for attempt in range(2, retries + 2):
+            redo = [i for i, r in enumerate(results) if not r.finished]
+            if not redo:
+                break
+            # A fresh generator per line, drawn from the line's own (already advanced) one: deterministic
+            # for a seed, and independent of which other lines needed another try.
+            fresh = [torch.Generator(device=device).manual_seed(
+                int(torch.randint(0, 2**62, (1,), generator=gens[i], device=gens[i].device))) for i in redo]
+            again = synthesize(model, alphabet, [texts[i] for i in redo], bias=b_all[redo, 0].tolist(),
+                               generator=fresh, primer=[primers[i] for i in redo], **once)
+            for i, r in zip(redo, again):
+                if r.finished or attempt == retries + 1:
+                    results[i] = replace(r, attempts=attempt)
+        return results
 
     full, prime_len, prime_pts = [], [], []
     for t, p in zip(texts, primers):
@@ -789,6 +819,7 @@ def write_to_files(
     prime_text: str | None = None,
     substitute: bool = False,
     data_root: str | Path | None = None,
+    retries: int = DEFAULT_RETRIES,
 ) -> list[Path]:
     """``graves write``: write ``text`` as handwriting and save it as each of ``outputs`` (.svg / .png).
 
@@ -802,6 +833,8 @@ def write_to_files(
     Args:
         model: a synthesis checkpoint directory; None: the shipped model in :func:`shipped_model_dir`.
         bias: b ≥ 0 (eqs. 61–62); None: :data:`DEFAULT_BIAS` (a legible default, not the paper's b = 0).
+        retries: how many more times a line that lost its place in the text (stopped by the step cap)
+            is written before it is kept as it is (with a warning).
 
     Returns:
         the files written.
@@ -844,7 +877,7 @@ def write_to_files(
             raise SampleError(f"give the transcription of {prime} with --prime-text")
 
     gens = line_generators(seed, len(lines))
-    kw = dict(bias=bias, normaliser=normaliser, substitute=substitute)
+    kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries)
     if primer is not None:
         results = synthesize(net, alphabet, lines, generator=gens, primer=primer, **kw)
     else:
@@ -855,7 +888,8 @@ def write_to_files(
             results += synthesize(net, alphabet, lines[1:], generator=gens[1:], primer=own, **kw)
     unfinished = [i + 1 for i, r in enumerate(results) if not r.finished]
     if unfinished:
-        print(f"graves: warning: line(s) {unfinished} reached the step cap before the end of their text",
+        tries = f" in {retries + 1} tries" if retries else ""
+        print(f"graves: warning: line(s) {unfinished} reached the step cap before the end of their text{tries}",
               file=sys.stderr)
     return _write_page([r.offsets for r in results], paths)
 

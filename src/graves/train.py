@@ -127,7 +127,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         model.load_state_dict(load_weights(last))
         if isinstance(noise, AdaptiveWeightNoise):
             noise.load_state_dict(trainer_state["noise"])
+        # The config wins over the saved hyper-parameters, so `--resume optim.lr=3e-4` lowers the rate and
+        # keeps the moment estimates; with an unchanged config this is a no-op and the resume stays exact.
+        configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         optimizer.load_state_dict(trainer_state["optimizer"])
+        for group, hyper in zip(optimizer.param_groups, configured):
+            group.update(hyper)
         generator.set_state(trainer_state["generator"])
         torch.set_rng_state(trainer_state["torch_rng"])
         task.load_state_dict(trainer_state["task"])
