@@ -5,7 +5,7 @@
     graves eval CKPT [--split valid|test] [--dynamic]
     graves sample CKPT [...]
     graves plot density|window CKPT [...]
-    graves data download ptb|enwik8 | graves data check
+    graves data download ptb|enwik8 | graves data check | graves data pack [-o iamondb.pack.npz]
 
 Every error that a user can cause (a bad config key, a missing dataset, an unknown character, a damaged
 checkpoint) is reported as one line on stderr with exit status 2, never as a traceback.
@@ -102,12 +102,26 @@ def _cmd_data(a: argparse.Namespace) -> int:
         path = download.download(a.name, dest / ("ptb" if a.name == "ptb" else "enwik8"))
         print(f"ok: {path}")
         return 0
+    if a.action == "pack":
+        return _data_pack(a)
     results = download.check(Path(_data_root(a.data)))
     bad = 0
     for name, ok, message in results:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {message}")
         bad += not ok
     return 1 if bad else 0
+
+
+def _data_pack(a: argparse.Namespace) -> int:
+    from graves.data.iamondb import write_pack
+    from graves.data.primer import iam_folder
+
+    out = Path(a.output)
+    counts = write_pack(iam_folder(_data_root(a.data)), out, progress=not a.quiet)
+    size = out.stat().st_size
+    print(f"wrote {out} ({size / 2**20:.1f} MiB): "
+          + ", ".join(f"{name} {n} lines" for name, n in counts.items()))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--data", help="data root")
     pl.set_defaults(func=_cmd_plot)
 
-    d = sub.add_parser("data", help="download or check datasets")
+    d = sub.add_parser("data", help="download, check or pack datasets")
     dsub = d.add_subparsers(dest="action", required=True)
     dd = dsub.add_parser("download")
     dd.add_argument("name", choices=["ptb", "enwik8"])
@@ -180,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--data", help="data root")
     dc = dsub.add_parser("check")
     dc.add_argument("--data", help="data root")
+    dp = dsub.add_parser("pack", help="the four IAM-OnDB splits, preprocessed, in one compressed file (~22 MiB) "
+                                      "that training reads in place of the archives (docs/device.md)")
+    dp.add_argument("--data", help="data root (its iam-ondb/ folder), or the IAM-OnDB folder itself")
+    dp.add_argument("-o", "--output", default="iamondb.pack.npz", help="the pack (default ./iamondb.pack.npz)")
+    dp.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_cmd_data)
     return p
 

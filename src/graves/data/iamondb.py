@@ -14,6 +14,12 @@ in a damaged dataset crashes a load: problems come back as :class:`Problem` reco
 
 Preprocessed lines are cached on disk (npz + JSON, never pickle), one file per split, keyed by the
 archives' content, the split file and the preprocessing settings; see :func:`load_iamondb`.
+
+A **pack** (:func:`write_pack`) is the cache of every split in one compressed npz (~21 MB for all four,
+where the archives are 70 MB): the derived data a machine without the archives trains from (a GPU box
+the working tree is copied to; ``docs/device.md``). Every loader takes it in place of the IAM-OnDB folder:
+``root`` is the pack file itself, or a folder that holds ``iamondb.pack.npz`` and no ``lineStrokes``
+source. Reading a pack needs neither the archives nor defusedxml.
 """
 
 from __future__ import annotations
@@ -26,14 +32,23 @@ import re
 import tarfile
 import tempfile
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from xml.sax import SAXParseException
 
 import numpy as np
-from defusedxml import DefusedXmlException
-from defusedxml.expatreader import DefusedExpatParser
+
+try:
+    from defusedxml import DefusedXmlException
+    from defusedxml.expatreader import DefusedExpatParser
+except ImportError:  # a machine that only reads packs (a GPU box) may lack it; parsing XML then refuses
+    DefusedExpatParser = object  # type: ignore[assignment,misc]
+
+    class DefusedXmlException(ValueError):  # type: ignore[no-redef]
+        pass
 
 from graves.data.strokes import Normaliser, Preprocessing, preprocess
 
@@ -41,7 +56,7 @@ __all__ = [
     "SPLITS", "PAPER_TRAIN", "PAPER_VALID", "SET_ALIASES", "DataError", "DataWarning", "Problem", "Line",
     "Normaliser", "Preprocessing", "parse_line_strokes", "parse_transcription", "read_split", "expand_sets",
     "read_forms", "default_cache_dir", "load_iamondb", "load_iamondb_sets", "load_paper_split",
-    "iamondb_alphabet", "count_line_files",
+    "iamondb_alphabet", "count_line_files", "PACK_NAME", "find_pack", "write_pack",
 ]
 
 SPLITS = ("trainset", "testset_v", "testset_t", "testset_f")
@@ -49,6 +64,9 @@ PAPER_TRAIN = ("trainset", "testset_f", "testset_t")  # SPEC §3: train + test +
 PAPER_VALID = ("testset_v",)  # the smaller validation set, used for early stopping
 SET_ALIASES = {"paper_train": PAPER_TRAIN, "paper_valid": PAPER_VALID, "all": SPLITS}
 CACHE_VERSION = 1
+PACK_NAME = "iamondb.pack.npz"  # the pack's name inside an IAM-OnDB folder
+PACK_FORMAT = "graves-iamondb-pack"
+PACK_VERSION = 1
 
 _LINE_FILE = re.compile(r"^([a-z]\d\d-\d\d\d[a-z]?)-(\d\d)\.xml$")
 _TEXT_FILE = re.compile(r"^([a-z]\d\d-\d\d\d[a-z]?)\.txt$")
@@ -151,6 +169,9 @@ def parse_line_strokes(source: str | os.PathLike | bytes, name: str | None = Non
     element, a point without x or y, a non-numeric or non-finite coordinate, or no points at all.
     """
     data, name = _read_source(source, name)
+    if DefusedExpatParser is object:
+        raise DataError(f"{name}: reading IAM-OnDB XML needs defusedxml (pip install defusedxml), or train "
+                        "from a pack (graves data pack)")
     reader = _StrokeReader(name)
     try:
         reader.feed(data)
@@ -229,7 +250,8 @@ def _source(root: Path, folder: str, archive: str) -> Path:
         return root / folder
     if (root / archive).is_file():
         return root / archive
-    raise DataError(f"{root}: neither {folder}/ nor {archive} found (is this the IAM-OnDB folder?)")
+    raise DataError(f"{root}: neither {folder}/ nor {archive} nor {PACK_NAME} found (is this the IAM-OnDB "
+                    "folder?)")
 
 
 class _CountingReader(io.RawIOBase):
@@ -492,23 +514,17 @@ def _load_cached(path: Path, material: dict) -> tuple[list[Line], list[Problem]]
 # public loaders
 
 
-def load_iamondb_sets(
-    root: str | os.PathLike,
-    sets: str | Iterable[str] = PAPER_TRAIN,
-    cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
-    settings: Preprocessing = Preprocessing(),
-    require_text: bool = True,
-    problems: list[Problem] | None = None,
-    use_cache: bool = True,
-) -> dict[str, list[Line]]:
-    """Like :func:`load_iamondb`, but returns ``{split name: lines}``; all uncached splits are read in
-    one pass over the archive."""
-    root = Path(root)
-    names = expand_sets(sets)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache = cache / "iamondb"
-    found: dict[str, tuple[list[Line], list[Problem]]] = {}
+def _read_sets(
+    root: Path, names: tuple[str, ...], cache_dir: str | os.PathLike | None, progress: bool,
+    settings: Preprocessing, use_cache: bool,
+) -> dict[str, tuple[list[Line], list[Problem], dict | None]]:
+    """``{split: (every line, text or not; its problems; its cache material or None)}`` from a pack, the
+    cache or the archives (all uncached splits in one pass over them)."""
+    pack = find_pack(root)
+    if pack is not None:
+        return _load_pack(pack, names, settings)
+    cache = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "iamondb"
+    found: dict[str, tuple[list[Line], list[Problem], dict | None]] = {}
     keys: dict[str, tuple[Path, dict]] = {}
     if use_cache:
         sources = {
@@ -521,7 +537,7 @@ def load_iamondb_sets(
             keys[name] = (path, material)
             hit = _load_cached(path, material)
             if hit is not None:
-                found[name] = hit
+                found[name] = (*hit, material)
     missing = [n for n in names if n not in found]
     if missing:
         form_lists = {n: read_split(root / "splits" / f"{n}.txt") for n in missing}
@@ -531,16 +547,33 @@ def load_iamondb_sets(
             forms = set(form_lists[n])
             lines = [line for f in form_lists[n] for line in by_form.get(f, [])]
             mine = [p for p in read_problems if _problem_form(p) in forms]
-            found[n] = (lines, mine)
+            found[n] = (lines, mine, keys[n][1] if use_cache else None)
             if use_cache:
                 try:
                     _save_cached(keys[n][0], lines, mine, keys[n][1])
                 except OSError as e:
                     warnings.warn(f"could not write the IAM-OnDB cache {keys[n][0]}: {e}", DataWarning,
-                                  stacklevel=2)
+                                  stacklevel=3)
+    return found
+
+
+def load_iamondb_sets(
+    root: str | os.PathLike,
+    sets: str | Iterable[str] = PAPER_TRAIN,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    settings: Preprocessing = Preprocessing(),
+    require_text: bool = True,
+    problems: list[Problem] | None = None,
+    use_cache: bool = True,
+) -> dict[str, list[Line]]:
+    """Like :func:`load_iamondb`, but returns ``{split name: lines}``; all uncached splits are read in
+    one pass over the archive."""
+    names = expand_sets(sets)
+    found = _read_sets(Path(root), names, cache_dir, progress, settings, use_cache)
     result, all_problems = {}, []
     for n in names:
-        lines, probs = found[n]
+        lines, probs, _ = found[n]
         result[n] = [line for line in lines if line.text is not None] if require_text else lines
         all_problems += probs
     if problems is not None:
@@ -551,6 +584,112 @@ def load_iamondb_sets(
         warnings.warn(f"IAM-OnDB: skipped {shown}{more}; pass problems=[] to collect them", DataWarning,
                       stacklevel=3)
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# the pack: every split's cache in one file
+
+
+def find_pack(root: str | os.PathLike) -> Path | None:
+    """The pack to read for ``root``: ``root`` itself when it is a file (or names a missing ``.npz``);
+    ``root/iamondb.pack.npz`` when
+    ``root`` holds it and no ``lineStrokes`` folder or archive (the official files win); else None."""
+    root = Path(root)
+    if root.is_file() or (root.suffix == ".npz" and not root.exists()):  # a missing pack is named as such
+        return root
+    pack = root / PACK_NAME
+    if pack.is_file() and not (root / "lineStrokes").is_dir() and not (root / "lineStrokes-all.tar.gz").is_file():
+        return pack
+    return None
+
+
+def write_pack(
+    root: str | os.PathLike,
+    path: str | os.PathLike,
+    sets: str | Iterable[str] = SPLITS,
+    settings: Preprocessing = Preprocessing(),
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> dict[str, int]:
+    """Write the preprocessed lines of ``sets`` into one compressed npz at ``path`` (atomically).
+
+    For each split the pack holds exactly what its cache file holds (:func:`load_iamondb`): the
+    concatenated float32 offsets ``(ΣT, 3)``, the lengths, ids, texts (None where a form's transcription
+    does not pair up) and the problems, plus the cache key's material (format version, ``settings``,
+    the archives' and the split file's digests), so that a pack is only ever read with the settings it
+    was made with. Lines come through the cache (filled on the way if cold). ``root`` may itself be a
+    pack (to re-pack a subset). Returns ``{split: number of lines}`` (with or without text).
+    """
+    names = expand_sets(sets)
+    found = _read_sets(Path(root), names, cache_dir, progress, settings, use_cache=True)
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict = {"format": PACK_FORMAT, "version": PACK_VERSION, "sets": {}}
+    for n in names:
+        lines, probs, material = found[n]
+        arrays[f"{n}.lengths"] = np.array([len(line.offsets) for line in lines], dtype=np.int64)
+        arrays[f"{n}.offsets"] = (np.concatenate([line.offsets for line in lines]) if lines
+                                  else np.zeros((0, 3), np.float32)).astype(np.float32, copy=False)
+        meta["sets"][n] = {"key": material, "ids": [line.id for line in lines],
+                           "texts": [line.text for line in lines],
+                           "problems": [[p.where, p.message] for p in probs]}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+    return {n: len(found[n][0]) for n in names}
+
+
+def _load_pack(
+    path: Path, names: tuple[str, ...], settings: Preprocessing
+) -> dict[str, tuple[list[Line], list[Problem], dict]]:
+    """The splits ``names`` from the pack at ``path``; any fault is a one-line :class:`DataError`."""
+    rebuild = "; rebuild it with `graves data pack`"
+    wanted = settings.to_dict()
+    found: dict[str, tuple[list[Line], list[Problem], dict]] = {}
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise DataError(f"{path}: not an IAM-OnDB pack (not a zip/npz file){rebuild}")
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT:
+                raise DataError(f"{path}: not an IAM-OnDB pack (no '{PACK_FORMAT}' header){rebuild}")
+            if meta.get("version") != PACK_VERSION:
+                raise DataError(f"{path}: pack format version {meta.get('version')!r}, this graves reads "
+                                f"{PACK_VERSION}{rebuild}")
+            held = meta["sets"]
+            absent = [n for n in names if n not in held]
+            if absent:
+                raise DataError(f"{path}: the pack lacks split(s) {', '.join(absent)} (it holds "
+                                f"{', '.join(held) or 'none'}){rebuild}")
+            for n in names:
+                entry = held[n]
+                key = entry["key"]
+                if key.get("version") != CACHE_VERSION:
+                    raise DataError(f"{path}: {n} was preprocessed by cache format {key.get('version')!r}, "
+                                    f"this graves expects {CACHE_VERSION}{rebuild}")
+                if key.get("settings") != wanted:
+                    made = key.get("settings") or {}
+                    diff = ", ".join(f"{k}={made.get(k)!r} (asked {v!r})" for k, v in wanted.items()
+                                     if made.get(k) != v) or repr(made)
+                    raise DataError(f"{path}: {n} was made with other preprocessing settings: {diff}{rebuild} "
+                                    "with these settings")
+                offsets, lengths = z[f"{n}.offsets"], z[f"{n}.lengths"]
+                ids, texts = entry["ids"], entry["texts"]
+                if (offsets.dtype != np.float32 or offsets.ndim != 2 or offsets.shape[1] != 3
+                        or lengths.ndim != 1 or len(ids) != len(lengths) or len(texts) != len(lengths)
+                        or int(lengths.sum()) != len(offsets) or (len(lengths) and lengths.min() < 0)):
+                    raise DataError(f"{path}: {n}: inconsistent arrays (the pack is damaged){rebuild}")
+                parts = np.split(offsets, np.cumsum(lengths)[:-1]) if len(lengths) else []
+                lines = [Line(i, t, o) for i, t, o in zip(ids, texts, parts)]
+                found[n] = (lines, [Problem(w, m) for w, m in entry["problems"]], key)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such pack") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile,
+            zlib.error) as e:  # a truncated or corrupted zip, a missing member, a mangled header
+        raise DataError(f"{path}: not a readable IAM-OnDB pack ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'no detail'}){rebuild}") from None
+    return found
 
 
 def _problem_form(p: Problem) -> str:
@@ -570,7 +709,10 @@ def load_iamondb(
 ) -> list[Line]:
     """Load the lines of the named splits (in the given order, forms in split-file order).
 
-    ``root``: the IAM-OnDB folder (archives or unpacked folders, plus ``splits/``).
+    ``root``: the IAM-OnDB folder (archives or unpacked folders, plus ``splits/``), or a pack
+    (:func:`write_pack`): the pack file, or a folder holding ``iamondb.pack.npz`` and no ``lineStrokes``
+    source. A pack is read as it is (no cache); one made with other ``settings``, lacking a split, or
+    damaged raises :class:`DataError` naming it.
     ``sets``: split names or aliases (see :func:`expand_sets`); default the paper's training set.
     ``cache_dir``: where preprocessed lines are cached (default :func:`default_cache_dir`); the cache is
     keyed by the archives' sha256 (remembered by size and mtime), the split file, the ``settings`` and

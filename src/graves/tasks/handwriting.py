@@ -7,7 +7,9 @@ What this task does (see ``graves.train`` for the protocol):
   (testset_v); ``cfg.data.max_lines > 0`` keeps the first n lines of each split (small CPU variants).
   The data root is ``cfg.data.root``, else ``$GRAVES_DATA``, else ``./data``; the IAM-OnDB files are in
   its ``iam-ondb/`` folder (or in the root itself). Full splits go through the loader's cache
-  (``cfg.data.cache_dir``, else ``$GRAVES_CACHE``, else ``~/.cache/graves``).
+  (``cfg.data.cache_dir``, else ``$GRAVES_CACHE``, else ``~/.cache/graves``). In place of the official
+  files the folder may hold a pack, ``iamondb.pack.npz`` (or ``data.root`` may name one): see
+  :func:`graves.data.iamondb.write_pack`.
 * **normalisation**: the offsets (dx, dy) are normalised to mean 0, std 1 with a
   :class:`~graves.data.strokes.Normaliser` fit on the training lines (Section 4); its statistics go into
   the checkpoint, so evaluation and sampling never touch the training data. eos is left as is.
@@ -172,17 +174,20 @@ def load_lines(cfg: Config, sets: Sequence[str], progress: bool = False) -> list
     are parsed, without the cache (small CPU variants and tests). Otherwise every line, through the cache
     of :func:`graves.data.iamondb.load_iamondb`.
     """
-    from graves.data.iamondb import DataError, expand_sets, load_iamondb, read_forms, read_split
+    from graves.data.iamondb import DataError, expand_sets, find_pack, load_iamondb, read_forms, read_split
 
     root = data_root(cfg)
-    if not (root / "splits").is_dir():
+    pack = find_pack(root)
+    if pack is None and not (root / "splits").is_dir():
         raise DataError(f"IAM-OnDB not found under {root} (expected splits/, lineStrokes-all.tar.gz and "
-                        "ascii-all.tar.gz; set data.root or GRAVES_DATA)")
+                        "ascii-all.tar.gz, or an iamondb.pack.npz; set data.root or GRAVES_DATA)")
     require_text = cfg.model.kind == "synthesis"
     n = cfg.data.max_lines
     if n <= 0:
         return load_iamondb(root, tuple(sets), cache_dir=cfg.data.cache_dir or None, progress=progress,
                             require_text=require_text)
+    if pack is not None:  # the pack holds every line already: the first n, as read_forms would give them
+        return load_iamondb(pack, tuple(sets), progress=False, require_text=require_text, problems=[])[:n]
     forms = [f for s in expand_sets(tuple(sets)) for f in read_split(root / "splits" / f"{s}.txt")]
     k = min(len(forms), n // 5 + 2)  # forms hold about 7 lines each
     while True:
