@@ -1,4 +1,4 @@
-"""Make the README's figure: one text written at biases 0, 0.5 and 1, and in each shipped style.
+"""Make the README's figure: one text written at biases 0, 0.5, 0.75 (the default) and 1, and in each shipped style.
 
 Lines are written as ``graves write`` writes them: a line the step cap stopped is written again
 (:data:`graves.sample.DEFAULT_RETRIES` times at most).
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from graves import render
 from graves.data.alphabet import Alphabet
-from graves.sample import DEFAULT_RETRIES, _load_synthesizer, load_styles, synthesize
+from graves.sample import DEFAULT_BIAS, DEFAULT_RETRIES, _load_synthesizer, load_styles, synthesize
 
 
 def main() -> None:
@@ -27,17 +27,17 @@ def main() -> None:
     model, meta, where = _load_synthesizer(a.model)
     alphabet = Alphabet.from_dict(meta["alphabet"])
     lines, labels = [], []
-    for bias in (0.0, 0.5, 1.0):
+    for bias in (0.0, 0.5, DEFAULT_BIAS, 1.0):
         r = synthesize(model, alphabet, [a.text], bias=bias, generator=a.seed, normaliser=meta["normaliser"],
                        retries=DEFAULT_RETRIES)[0]
         lines.append(r.offsets)
         labels.append(f"bias {bias:g}")
     styles = load_styles(where) if where is not None and (where / "styles.json").exists() else []
     for i, style in enumerate(styles):
-        r = synthesize(model, alphabet, [a.text], bias=1.0, generator=a.seed, primer=style,
+        r = synthesize(model, alphabet, [a.text], bias=DEFAULT_BIAS, generator=a.seed, primer=style,
                        normaliser=meta["normaliser"], retries=DEFAULT_RETRIES)[0]
         lines.append(r.offsets)
-        labels.append(f"style {i}, bias 1")
+        labels.append(f"style {i}, bias {DEFAULT_BIAS:g}")
     out = Path(a.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     render.save(out, lines, labels=labels)

@@ -41,7 +41,15 @@ def main() -> None:
         labels.append(f"{i}. {t}{note}")
     out = Path(a.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    render.save(out, [r.offsets for r in results], labels=labels, scale=0.12)
+    if out.suffix.lower() == ".png":  # grey levels only: a quarter of the RGBA file's size
+        import io
+
+        from PIL import Image  # matplotlib's own dependency
+
+        png = render.to_png([r.offsets for r in results], labels, scale=0.09)
+        Image.open(io.BytesIO(png)).convert("L").save(out, optimize=True)
+    else:
+        render.save(out, [r.offsets for r in results], labels=labels)
     capped = sum(not r.finished for r in results)
     retried = sum(r.attempts > 1 for r in results)
     print(f"wrote {out}: {len(texts)} lines at bias {a.bias:g}, {retried} written again, {capped} stopped by the cap")

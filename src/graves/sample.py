@@ -74,7 +74,7 @@ DEFAULT_BIAS = 0.75
 DEFAULT_STEPS_PER_CHAR = 40
 
 #: How many more times ``graves write`` writes a line that the step cap stopped (see :func:`synthesize`).
-DEFAULT_RETRIES = 2
+DEFAULT_RETRIES = 5
 
 
 class SampleError(ConfigError):
@@ -514,7 +514,7 @@ def synthesize(
             up to :data:`SINGLE_THREAD_MAX_BATCH` lines, else torch's setting; None leaves it alone.
         fast: the fused step path (False: ``model.step``, the reference).
         end_rule: apply the end-of-text rule (False: every line runs to its step cap; for benchmarks).
-        retries: how many more times a line the step cap stopped is written (``graves write``: 2).
+        retries: how many more times a line the step cap stopped is written (``graves write``: 5).
 
     Returns:
         B :class:`SynthesisResult`, in the order of ``texts``.
