@@ -369,9 +369,9 @@ def time_steps(cfg: Config, k: int) -> dict[str, Any]:
     of an epoch and the estimated seconds per epoch. The step mirrors :func:`graves.train.train`'s
     (forward, backward with the configured weight noise, optimiser step; building the batch on the CPU
     included)."""
-    from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
+    from graves.nn.noise import AdaptiveWeightNoise
     from graves.optim import optimizer_from_config
-    from graves.train import build_task
+    from graves.train import build_noise, build_task, training_step
 
     tc = cfg.train
     if tc.threads:
@@ -382,12 +382,7 @@ def time_steps(cfg: Config, k: int) -> dict[str, Any]:
     task = build_task(cfg)
     build_seconds = time.monotonic() - t0
     model = task.model.to(device)
-    per_sequence = cfg.noise.per == "sequence"
-    noise = None
-    if cfg.noise.kind == "weight":
-        noise = WeightNoise(model, std=cfg.noise.std, per_sequence=per_sequence)
-    elif cfg.noise.kind == "adaptive":
-        noise = AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence)
+    noise = build_noise(cfg, model)
     params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
     optimizer = optimizer_from_config(cfg.optim, params)
     generator = torch.Generator().manual_seed(tc.seed)
@@ -408,20 +403,7 @@ def time_steps(cfg: Config, k: int) -> dict[str, Any]:
             batch = next(it)
         sync()
         t = time.monotonic()
-        optimizer.zero_grad(set_to_none=True)
-        if noise is None:
-            loss, _ = task.loss(model, batch)
-            loss.backward()
-        else:
-            count = task.batch_size(batch)
-
-            def loss_fn(idx: slice, batch=batch, count=count):
-                return task.loss(model, batch, idx)[0] * ((idx.stop - idx.start) / count)
-
-            loss = noisy_backward(noise, loss_fn, count, generator)
-            if isinstance(noise, AdaptiveWeightNoise):
-                (noise.kl() / task.num_train_sequences).backward()
-        optimizer.step()
+        loss, _ = training_step(task, model, batch, optimizer, noise, generator)
         float(loss.detach())  # waits for the step, as the training loop's logging does
         sync()
         times.append(time.monotonic() - t)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
@@ -78,6 +79,48 @@ class _Stop:
         return False
 
 
+def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWeightNoise | None:
+    """The weight noise ``cfg.noise`` asks for on ``model`` (None for ``kind = "none"``)."""
+    if cfg.noise.per not in ("sequence", "batch"):
+        raise ValueError(f"noise.per must be 'sequence' or 'batch', not {cfg.noise.per!r}")
+    per_sequence = cfg.noise.per == "sequence"  # deviation when "batch": one draw per minibatch
+    if cfg.noise.kind == "weight":
+        return WeightNoise(model, std=cfg.noise.std, per_sequence=per_sequence)
+    if cfg.noise.kind == "adaptive":
+        return AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence)
+    if cfg.noise.kind != "none":
+        raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
+    return None
+
+
+def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
+                  noise: WeightNoise | AdaptiveWeightNoise | None, generator: torch.Generator) -> tuple[Tensor, int]:
+    """One optimiser step on ``batch``; returns (the loss as logged, the number of sequences in the batch).
+
+    With weight noise each sequence gets its own draw (:func:`noisy_backward`); with adaptive weight noise
+    the loss is the MDL loss, the data term plus KL(Q‖P) / (number of training sequences) (SPEC §2).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    if noise is None:
+        loss, count = task.loss(model, batch)
+        loss.backward()
+    else:
+        count = task.batch_size(batch)
+
+        def loss_fn(idx: slice) -> Tensor:
+            # each slice's mean loss, weighted so the gradients add up to the batch mean's
+            return task.loss(model, batch, idx)[0] * ((idx.stop - idx.start) / count)
+
+        loss = noisy_backward(noise, loss_fn, count, generator)
+        if isinstance(noise, AdaptiveWeightNoise):
+            # the data term is a mean over sequences, so the KL is divided by S once.
+            kl = noise.kl() / task.num_train_sequences
+            kl.backward()
+            loss = loss + kl.detach()
+    optimizer.step()
+    return loss, count
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (``run_dir/last`` and ``run_dir/best`` checkpoints); returns the summary."""
     run_dir = Path(run_dir)
@@ -107,16 +150,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         # The paper chains runs: each regularised net starts from the previous net's final weights.
         model.load_state_dict(load_weights(tc.init_from))
 
-    noise = None
-    if cfg.noise.per not in ("sequence", "batch"):
-        raise ValueError(f"noise.per must be 'sequence' or 'batch', not {cfg.noise.per!r}")
-    per_sequence = cfg.noise.per == "sequence"  # deviation when "batch": one draw per minibatch
-    if cfg.noise.kind == "weight":
-        noise = WeightNoise(model, std=cfg.noise.std, per_sequence=per_sequence)
-    elif cfg.noise.kind == "adaptive":
-        noise = AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence)
-    elif cfg.noise.kind != "none":
-        raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
+    noise = build_noise(cfg, model)
     params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
     optimizer = optimizer_from_config(cfg.optim, params)
     generator = torch.Generator().manual_seed(tc.seed)
@@ -199,25 +233,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     if i < position:
                         continue
                     t0 = time.monotonic()
-                    optimizer.zero_grad(set_to_none=True)
-                    if noise is None:
-                        loss, count = task.loss(model, batch)
-                        loss.backward()
-                    else:
-                        count = task.batch_size(batch)
-
-                        def loss_fn(idx: slice, batch=batch, count=count):
-                            # each slice's mean loss, weighted so the gradients add up to the batch mean's
-                            return task.loss(model, batch, idx)[0] * ((idx.stop - idx.start) / count)
-
-                        loss = noisy_backward(noise, loss_fn, count, generator)
-                        if isinstance(noise, AdaptiveWeightNoise):
-                            # MDL loss: E[L(x|w)] + KL(Q||P) / (number of training sequences) (SPEC §2);
-                            # the data term is a mean over sequences, so the KL is divided by S once.
-                            kl = noise.kl() / task.num_train_sequences
-                            kl.backward()
-                            loss = loss + kl.detach()
-                    optimizer.step()
+                    loss, count = training_step(task, model, batch, optimizer, noise, generator)
                     step += 1
                     position = i + 1
                     lv = float(loss.detach())
