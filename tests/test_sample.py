@@ -356,6 +356,10 @@ def test_graves_write_through_the_cli(tmp_path, capsys):
     assert cli.main(["write", "one two three four five", "--width", "9", "--model", str(ckpt), "-o",
                      str(wrapped), "--bias", "1.5", "--seed", "3"]) == 0
     ET.parse(wrapped)
+    # --retries 0 writes each line once: this toy net's lines all end, so the page is the same
+    once = tmp_path / "d.svg"
+    assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(once), "--retries", "0"]) == 0
+    assert once.read_text() == svg.read_text()
 
 
 def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
@@ -367,6 +371,7 @@ def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
     cases = [
         (["write", "", "--model", ckpt, "-o", out], "empty"),
         (["write", "hi", "--model", ckpt, "-o", out, "--bias", "-1"], "bias"),
+        (["write", "hi", "--model", ckpt, "-o", out, "--retries", "-1"], "retries"),
         (["write", "naïve ☃", "--model", ckpt, "-o", out], "cannot write"),
         (["write", "hi", "--model", ckpt, "-o", str(tmp_path / "x.jpg")], ".svg or .png"),
         (["write", "hi", "--model", ckpt, "-o", out, "--style", "0"], "styles"),

@@ -75,7 +75,8 @@ def _cmd_write(a: argparse.Namespace) -> int:
     outputs = a.output or ["handwriting.svg", "handwriting.png"]
     written = write_to_files(a.text, outputs, model=a.model, bias=a.bias, seed=a.seed, width=a.width,
                              style=a.style, prime=a.prime, prime_text=a.prime_text,
-                             substitute=a.substitute, data_root=a.data)
+                             substitute=a.substitute, data_root=a.data,
+                             **({} if a.retries is None else {"retries": a.retries}))
     for p in written:
         print(f"wrote {p}", file=sys.stderr)
     return 0
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--prime-text", help="the transcription of --prime")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--width", type=int, default=50, help="wrap lines at this many characters")
+    w.add_argument("--retries", type=int, default=None,
+                   help="write a line the step cap stopped again, up to this many more times (default 5)")
     w.add_argument("--substitute", action="store_true",
                    help="replace characters the model cannot write (documented table) instead of failing")
     w.add_argument("--data", help="data root, for --prime with an IAM-OnDB line id")
