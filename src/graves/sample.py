@@ -554,7 +554,8 @@ def synthesize(
             # for a seed, and independent of which other lines needed another try.
             fresh = [torch.Generator(device=device).manual_seed(
                 int(torch.randint(0, 2**62, (1,), generator=gens[i], device=gens[i].device))) for i in redo]
-            again = synthesize(model, alphabet, [texts[i] for i in redo], bias=b_all[redo, 0].tolist(),
+            biases = [bias] * B if isinstance(bias, (int, float)) else list(bias)  # as given, not via b_all
+            again = synthesize(model, alphabet, [texts[i] for i in redo], bias=[biases[i] for i in redo],
                                generator=fresh, primer=[primers[i] for i in redo], **once)
             for i, r in zip(redo, again):
                 if r.finished or attempt == retries + 1:
