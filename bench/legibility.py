@@ -11,8 +11,10 @@ Reported, side by side in one run:
 (a) real IAM-OnDB validation lines (``testset_v``, N lines spread evenly over the set) and their
     transcriptions: the OCR's own error rate on real handwriting, the floor to compare against;
 (b) the synthesis net writing the same N texts at biases 0, 0.5, 0.75 (``graves write``'s default), 1
-    and 2 (eqs. 61–62), each line unprimed and, as ``graves write`` does, written again (up to
-    ``--retries`` more times) when the step cap stopped it;
+    and 2 (eqs. 61–62), each line unprimed and as ``graves write`` writes it: ``--candidates`` candidates
+    race and the first to end its text is kept, and a line whose candidates all hit the step cap is
+    written again (up to ``--retries`` more times); and, at the default bias, the paper's plain sampler
+    (one candidate) beside it;
 (c) with ``--sentences bench/sentences.txt``: the net writing our own 50 sentences (capitals, digits,
     punctuation, rare letters) at the same biases (no real counterpart).
 
@@ -148,12 +150,12 @@ def validation_lines(data_root: str | None, n: int):
     return [lines[i] for i in idx]
 
 
-def synthesise(model, alphabet, normaliser, texts, bias, seed, retries):
+def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidates):
     """The lines' offsets and a note: how many lines the end rule ended at the first try and in the end."""
     from graves.sample import line_generators, synthesize
 
     res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(seed, len(texts)),
-                     normaliser=normaliser, substitute=True, retries=retries)
+                     normaliser=normaliser, substitute=True, retries=retries, candidates=candidates)
     first = sum(r.finished and r.attempts == 1 for r in res)
     last = sum(r.finished for r in res)
     return [r.offsets for r in res], f"({first} ended by the end rule at the first try, {last} in the end)"
@@ -172,6 +174,7 @@ def main(argv=None) -> int:
     p.add_argument("--biases", type=float, nargs="+", default=list(BIASES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retries", type=int, default=None, help="tries after a capped line (default: graves write's)")
+    p.add_argument("--candidates", type=int, default=None, help="candidates raced per line (default: graves write's)")
     p.add_argument("--jobs", type=int, default=2, help="tesseract processes at once")
     p.add_argument("--keep", help="keep the line images in this folder")
     p.add_argument("--json", help="write the results here")
@@ -181,39 +184,49 @@ def main(argv=None) -> int:
         from graves.sample import DEFAULT_RETRIES
 
         a.retries = DEFAULT_RETRIES
+    if a.candidates is None:
+        from graves.sample import DEFAULT_CANDIDATES
+
+        a.candidates = DEFAULT_CANDIDATES
+    from graves.sample import DEFAULT_BIAS
+
+    # (bias, candidates) settings: every bias as graves write writes it, and the plain sampler at the default
+    settings = [(b, a.candidates) for b in a.biases]
+    if a.candidates != 1 and DEFAULT_BIAS in a.biases:
+        settings.insert(a.biases.index(DEFAULT_BIAS) + 1, (DEFAULT_BIAS, 1))
     model, alphabet, normaliser, what = load_model(a.model)
     print(f"model: {what}")
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="legibility-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
 
-    def report(source, bias, res, extra=""):
-        rows.append({"source": source, "bias": bias, **res, **({"note": extra} if extra else {})})
+    def report(source, bias, k, res, extra=""):
+        rows.append({"source": source, "bias": bias, "candidates": k, **res, **({"note": extra} if extra else {})})
         b = "-" if bias is None else f"{bias:g}"
-        print(f"{source:<26} {b:>5} {res['lines']:>6} {res['cer']:>7.3f}  {extra}", flush=True)
+        print(f"{source:<26} {b:>5} {k or '-':>4} {res['lines']:>6} {res['cer']:>7.3f}  {extra}", flush=True)
 
-    print(f"{'source':<26} {'bias':>5} {'lines':>6} {'CER':>7}")
+    print(f"{'source':<26} {'bias':>5} {'cand':>4} {'lines':>6} {'CER':>7}")
     t0 = time.time()
     val = validation_lines(a.data, a.n)
     if val is None:
         print("(no IAM-OnDB data found: set --data or GRAVES_DATA for parts (a) and (b))")
     else:
         texts = [ln.text for ln in val]
-        report("IAM testset_v (real)", None, score([ln.offsets for ln in val], texts, work, "real", a.jobs))
-        for b in a.biases:
-            lines, note = synthesise(model, alphabet, normaliser, texts, b, a.seed, a.retries)
-            report("synthesised, same texts", b, score(lines, texts, work, f"val-b{b:g}", a.jobs),
-                   note)
+        report("IAM testset_v (real)", None, None,
+               score([ln.offsets for ln in val], texts, work, "real", a.jobs))
+        for b, k in settings:
+            lines, note = synthesise(model, alphabet, normaliser, texts, b, a.seed, a.retries, k)
+            report("synthesised, same texts", b, k, score(lines, texts, work, f"val-b{b:g}-k{k}", a.jobs), note)
     if a.sentences:
         sents = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
-        for b in a.biases:
-            lines, note = synthesise(model, alphabet, normaliser, sents, b, a.seed, a.retries)
-            report("synthesised, sentences", b, score(lines, sents, work, f"sent-b{b:g}", a.jobs),
-                   note)
+        for b, k in settings:
+            lines, note = synthesise(model, alphabet, normaliser, sents, b, a.seed, a.retries, k)
+            report("synthesised, sentences", b, k, score(lines, sents, work, f"sent-b{b:g}-k{k}", a.jobs), note)
     print(f"({time.time() - t0:.0f} s; images in {work})")
     if a.json:
         Path(a.json).write_text(json.dumps({"model": what, "rows": rows, "ink_px": INK_PX,
-                                            "stroke_px": STROKE_PX, "retries": a.retries}, indent=2))
+                                            "stroke_px": STROKE_PX, "retries": a.retries,
+                                            "candidates": a.candidates}, indent=2))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

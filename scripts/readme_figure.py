@@ -1,6 +1,7 @@
 """Make the README's figure: one text written at biases 0, 0.5, 0.75 (the default) and 1, and in each shipped style.
 
-Lines are written as ``graves write`` writes them: a line the step cap stopped is written again
+Lines are written as ``graves write`` writes them: :data:`graves.sample.DEFAULT_CANDIDATES` candidates race
+and the first to end its text is kept; a line whose candidates the step cap all stopped is written again
 (:data:`graves.sample.DEFAULT_RETRIES` times at most).
 
     python scripts/readme_figure.py [--model CKPT] [-o docs/figures/samples.png] [--seed 0]
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from graves import render
 from graves.data.alphabet import Alphabet
-from graves.sample import DEFAULT_BIAS, DEFAULT_RETRIES, _load_synthesizer, load_styles, synthesize
+from graves.sample import DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_RETRIES, _load_synthesizer, load_styles, synthesize
 
 
 def main() -> None:
@@ -29,13 +30,14 @@ def main() -> None:
     lines, labels = [], []
     for bias in (0.0, 0.5, DEFAULT_BIAS, 1.0):
         r = synthesize(model, alphabet, [a.text], bias=bias, generator=a.seed, normaliser=meta["normaliser"],
-                       retries=DEFAULT_RETRIES)[0]
+                       retries=DEFAULT_RETRIES, candidates=DEFAULT_CANDIDATES)[0]
         lines.append(r.offsets)
         labels.append(f"bias {bias:g}")
     styles = load_styles(where) if where is not None and (where / "styles.json").exists() else []
     for i, style in enumerate(styles):
         r = synthesize(model, alphabet, [a.text], bias=DEFAULT_BIAS, generator=a.seed, primer=style,
-                       normaliser=meta["normaliser"], retries=DEFAULT_RETRIES)[0]
+                       normaliser=meta["normaliser"], retries=DEFAULT_RETRIES,
+                       candidates=DEFAULT_CANDIDATES)[0]
         lines.append(r.offsets)
         labels.append(f"style {i}, bias {DEFAULT_BIAS:g}")
     out = Path(a.output)

@@ -1,12 +1,13 @@
 """Make the sample sheet for checking the shipped model by eye: every sentence written at one bias.
 
-Each line is labelled with its text, and with how many tries it took when the step cap stopped an
-earlier try (``graves write`` writes such a line again, :data:`graves.sample.DEFAULT_RETRIES` times at
-most). Lines are written unprimed, one generator per line, as ``bench/legibility.py`` writes them, so
+Each line is written as ``graves write`` writes it (:data:`graves.sample.DEFAULT_CANDIDATES` candidates
+race, the first to end its text is kept) and labelled with its text, and with how many tries it took when
+the step cap stopped all candidates of an earlier try (``graves write`` writes such a line again,
+:data:`graves.sample.DEFAULT_RETRIES` times at most). Lines are written unprimed, one generator per line, as ``bench/legibility.py`` writes them, so
 the sheet shows the same kind of lines that benchmark scores.
 
     python scripts/sample_sheet.py [--model CKPT] [--sentences bench/sentences.txt] [--bias 0.75]
-        [-o docs/figures/sheet.png] [--seed 0]
+        [-o docs/figures/sheet.png] [--seed 0] [--candidates 4]
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from pathlib import Path
 
 from graves import render
 from graves.data.alphabet import Alphabet
-from graves.sample import DEFAULT_BIAS, DEFAULT_RETRIES, _load_synthesizer, line_generators, synthesize
+from graves.sample import (
+    DEFAULT_BIAS,
+    DEFAULT_CANDIDATES,
+    DEFAULT_RETRIES,
+    _load_synthesizer,
+    line_generators,
+    synthesize,
+)
 
 
 def main() -> None:
@@ -25,6 +33,7 @@ def main() -> None:
     p.add_argument("--sentences", default="bench/sentences.txt", help="one sentence a line")
     p.add_argument("--bias", type=float, default=DEFAULT_BIAS)
     p.add_argument("--retries", type=int, default=DEFAULT_RETRIES)
+    p.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     p.add_argument("-o", "--output", default="docs/figures/sheet.png")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
@@ -33,7 +42,8 @@ def main() -> None:
     alphabet = Alphabet.from_dict(meta["alphabet"])
     texts = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
     results = synthesize(model, alphabet, texts, bias=a.bias, generator=line_generators(a.seed, len(texts)),
-                         normaliser=meta["normaliser"], substitute=True, retries=a.retries)
+                         normaliser=meta["normaliser"], substitute=True, retries=a.retries,
+                         candidates=a.candidates)
     labels = []
     for i, (t, r) in enumerate(zip(texts, results), 1):
         note = "" if r.attempts == 1 else f"  [try {r.attempts}]"
@@ -52,7 +62,7 @@ def main() -> None:
         render.save(out, [r.offsets for r in results], labels=labels)
     capped = sum(not r.finished for r in results)
     retried = sum(r.attempts > 1 for r in results)
-    print(f"wrote {out}: {len(texts)} lines at bias {a.bias:g}, {retried} written again, {capped} stopped by the cap")
+    print(f"wrote {out}: {len(texts)} lines at bias {a.bias:g}, {a.candidates} candidates, {retried} written again, {capped} stopped by the cap")
 
 
 if __name__ == "__main__":

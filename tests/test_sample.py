@@ -130,6 +130,65 @@ def test_retries_give_up_after_the_last_try():
             synthesize(model, ALPHABET, ["ab"], retries=bad)
 
 
+def _candidate_generators(seed_gen: torch.Generator, K: int) -> list[torch.Generator]:
+    """The documented candidate generators: the line's own, then K - 1 seeded from a copy of it."""
+    copy = torch.Generator()
+    copy.set_state(seed_gen.get_state())
+    seeds = torch.randint(0, 2**62, (K - 1,), generator=copy).tolist()
+    return [seed_gen] + [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def test_candidates_keep_the_first_to_finish_and_do_not_change_any_candidate():
+    model = _erratic_window(tiny_synth(3))
+    texts, K = ["abcd", "abc", "abcde"], 4
+    raced = synthesize(model, ALPHABET, texts, generator=line_generators(5, 3), max_steps_per_char=6,
+                       candidates=K)
+    picked_other = 0
+    for i, (text, r) in enumerate(zip(texts, raced)):
+        # each candidate written alone, to its own end or cap: racing stops the losers early but
+        # changes none of the points the winner drew
+        alone = [synthesize(model, ALPHABET, [text], generator=[g], max_steps_per_char=6)[0]
+                 for g in _candidate_generators(line_generators(5, 3)[i], K)]
+        done = [j for j, a in enumerate(alone) if a.finished]
+        best = min(done, key=lambda j: (len(alone[j].offsets), j)) if done else 0
+        assert r.finished == bool(done)
+        assert len(r.offsets) == len(alone[best].offsets)  # batch size changes only float rounding
+        np.testing.assert_allclose(r.offsets, alone[best].offsets, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(r.phi, alone[best].phi, rtol=1e-5, atol=1e-6)
+        picked_other += best != 0
+    assert picked_other > 0  # the fixture: some line is won by a candidate other than the line's own
+    # a line's result depends only on its own generator, not on its batch-mates
+    solo = synthesize(model, ALPHABET, texts[1:2], generator=line_generators(5, 3)[1:2], max_steps_per_char=6,
+                      candidates=K)[0]
+    assert len(solo.offsets) == len(raced[1].offsets)
+    np.testing.assert_allclose(solo.offsets, raced[1].offsets, rtol=1e-5, atol=1e-4)
+    # one candidate is the plain sampler
+    plain = synthesize(model, ALPHABET, texts, generator=line_generators(5, 3), max_steps_per_char=6)
+    one = synthesize(model, ALPHABET, texts, generator=line_generators(5, 3), max_steps_per_char=6, candidates=1)
+    assert all(np.array_equal(a.offsets, b.offsets) for a, b in zip(plain, one))
+
+
+def test_candidates_with_retries_and_primers():
+    model = _erratic_window(tiny_synth(3))
+    texts = ["abcd"] * 8
+    plain = synthesize(model, ALPHABET, texts, generator=0, max_steps_per_char=6, retries=3)
+    raced = synthesize(model, ALPHABET, texts, generator=0, max_steps_per_char=6, retries=3, candidates=3)
+    assert all(r.finished for r in raced)
+    # racing needs fewer points (and never more tries) than writing each line once per try
+    assert sum(len(r.offsets) for r in raced) < sum(len(r.offsets) for r in plain)
+    assert sum(r.attempts for r in raced) <= sum(r.attempts for r in plain)
+    stuck = tiny_synth()
+    set_window(stuck, 0.0, 0.0, -30.0)  # κ never moves: no candidate can finish, the group is retried
+    r = synthesize(stuck, ALPHABET, ["ab", "abc"], generator=0, max_steps_per_char=3, retries=2, candidates=2)
+    assert [(x.finished, x.attempts, len(x.offsets)) for x in r] == [(False, 3, 6), (False, 3, 9)]
+    primer = Primer(np.array([[1.0, 0.0, 0.0], [1.0, 0.5, 1.0]], np.float32), "hi")
+    p = synthesize(model, ALPHABET, ["ab", "abc"], generator=0, max_steps_per_char=6, primer=primer, candidates=3)
+    assert all(len(x.offsets) > 0 and x.text.startswith("hi ") for x in p)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(SampleError, match="candidates"):
+            synthesize(model, ALPHABET, ["ab"], candidates=bad)
+
+
 # --------------------------------------------------------------------------------------------- bias
 
 
@@ -360,6 +419,11 @@ def test_graves_write_through_the_cli(tmp_path, capsys):
     once = tmp_path / "d.svg"
     assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(once), "--retries", "0"]) == 0
     assert once.read_text() == svg.read_text()
+    # --candidates 1 is the paper's plain sampler: deterministic too
+    plain, plain2 = tmp_path / "e.svg", tmp_path / "f.svg"
+    for f in (plain, plain2):
+        assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(f), "--candidates", "1"]) == 0
+    assert plain.read_text() == plain2.read_text()
 
 
 def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
@@ -372,6 +436,7 @@ def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
         (["write", "", "--model", ckpt, "-o", out], "empty"),
         (["write", "hi", "--model", ckpt, "-o", out, "--bias", "-1"], "bias"),
         (["write", "hi", "--model", ckpt, "-o", out, "--retries", "-1"], "retries"),
+        (["write", "hi", "--model", ckpt, "-o", out, "--candidates", "0"], "candidates"),
         (["write", "naïve ☃", "--model", ckpt, "-o", out], "cannot write"),
         (["write", "hi", "--model", ckpt, "-o", str(tmp_path / "x.jpg")], ".svg or .png"),
         (["write", "hi", "--model", ckpt, "-o", out, "--style", "0"], "styles"),

@@ -76,7 +76,8 @@ def _cmd_write(a: argparse.Namespace) -> int:
     written = write_to_files(a.text, outputs, model=a.model, bias=a.bias, seed=a.seed, width=a.width,
                              style=a.style, prime=a.prime, prime_text=a.prime_text,
                              substitute=a.substitute, data_root=a.data,
-                             **({} if a.retries is None else {"retries": a.retries}))
+                             **({} if a.retries is None else {"retries": a.retries}),
+                             **({} if a.candidates is None else {"candidates": a.candidates}))
     for p in written:
         print(f"wrote {p}", file=sys.stderr)
     return 0
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--width", type=int, default=50, help="wrap lines at this many characters")
     w.add_argument("--retries", type=int, default=None,
                    help="write a line the step cap stopped again, up to this many more times (default 5)")
+    w.add_argument("--candidates", type=int, default=None,
+                   help="race this many candidates per line and keep the first to finish its text "
+                        "(default 4; 1: the paper's plain sampling)")
     w.add_argument("--substitute", action="store_true",
                    help="replace characters the model cannot write (documented table) instead of failing")
     w.add_argument("--data", help="data root, for --prime with an IAM-OnDB line id")

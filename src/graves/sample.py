@@ -45,6 +45,8 @@ from graves.data.primer import Primer
 
 __all__ = [
     "DEFAULT_BIAS",
+    "DEFAULT_CANDIDATES",
+    "DEFAULT_RETRIES",
     "DEFAULT_STEPS_PER_CHAR",
     "SampleError",
     "SynthesisResult",
@@ -75,6 +77,11 @@ DEFAULT_STEPS_PER_CHAR = 40
 
 #: How many more times ``graves write`` writes a line that the step cap stopped (see :func:`synthesize`).
 DEFAULT_RETRIES = 5
+
+#: How many candidates ``graves write`` races for each line; the first to reach the end of its text is kept
+#: (see :func:`synthesize`). Ours, not the paper's: measured by ``bench/legibility.py``
+#: (docs/sampling-notes.md, "Racing candidates").
+DEFAULT_CANDIDATES = 4
 
 
 class SampleError(ConfigError):
@@ -480,6 +487,8 @@ def synthesize(
     fast: bool = True,
     end_rule: bool = True,
     retries: int = 0,
+    candidates: int = 1,
+    _groups: Sequence[int] | None = None,
 ) -> list[SynthesisResult]:
     """Write several lines at once with the synthesis net (Section 5.3–5.5).
 
@@ -494,6 +503,12 @@ def synthesize(
     * **Retries** (ours, not the paper's): a line stopped by the cap has lost its place in the text (its
       window crawls while the pen scribbles); with ``retries`` > 0 it is written again, up to that many
       times, with a generator seeded from its own, and the first attempt that finishes is kept.
+    * **Candidates** (ours, not the paper's): with ``candidates`` = K > 1 each line is written K times side
+      by side in one batch (candidate 0 with the line's own generator, the others with generators seeded
+      from a copy of it) and the first candidate to reach the end of its text is kept: the one that wrote
+      the text in the fewest points, i.e. the one whose window lost its place least. The others stop at
+      that step, so a line costs no more steps than its quickest candidate. Ties go to the lower index.
+      A line none of whose candidates finished counts as stopped by the cap (and is retried as a whole).
     * **Bias** (eqs. 61–62): σ = exp(σ̂ − b), π = softmax(π̂ (1 + b)); b = 0 is unbiased sampling.
     * **Priming** (Section 5.5, SPEC §4): with a primer (x, c) the text becomes c' = c + " " + s, the
       inputs after the null input are clamped to x for its T points, then sampling continues; the end
@@ -515,6 +530,8 @@ def synthesize(
         fast: the fused step path (False: ``model.step``, the reference).
         end_rule: apply the end-of-text rule (False: every line runs to its step cap; for benchmarks).
         retries: how many more times a line the step cap stopped is written (``graves write``: 5).
+        candidates: how many candidates race for each line (``graves write``: :data:`DEFAULT_CANDIDATES`);
+            1 is the paper's plain sampling.
 
     Returns:
         B :class:`SynthesisResult`, in the order of ``texts``.
@@ -536,6 +553,8 @@ def synthesize(
         raise SampleError(f"max_steps_per_char must be >= 1, got {max_steps_per_char}")
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise SampleError(f"retries must be a whole number >= 0, got {retries!r}")
+    if not isinstance(candidates, int) or isinstance(candidates, bool) or candidates < 1:
+        raise SampleError(f"candidates must be a whole number >= 1, got {candidates!r}")
     primers = list(primer) if isinstance(primer, (list, tuple)) else [primer] * B
     if len(primers) != B:
         raise SampleError(f"{len(primers)} primers for {B} lines")
@@ -544,7 +563,7 @@ def synthesize(
     b_all = _bias_column(bias, B, device, dtype)
     if retries:
         once = dict(max_steps_per_char=max_steps_per_char, normaliser=normaliser, substitute=substitute,
-                    threads=threads, fast=fast, end_rule=end_rule)
+                    threads=threads, fast=fast, end_rule=end_rule, candidates=candidates)
         results = synthesize(model, alphabet, texts, bias=bias, generator=gens, primer=primers, **once)
         for attempt in range(2, retries + 2):
             redo = [i for i, r in enumerate(results) if not r.finished]
@@ -560,6 +579,27 @@ def synthesize(
             for i, r in zip(redo, again):
                 if r.finished or attempt == retries + 1:
                     results[i] = replace(r, attempts=attempt)
+        return results
+    if candidates > 1:
+        K = candidates
+        biases = [bias] * B if isinstance(bias, (int, float)) else list(bias)
+        if len(biases) != B:
+            raise SampleError(f"{len(biases)} biases for {B} lines")
+        rows_g = []  # K generators per line: the line's own, then K - 1 seeded from a copy of it
+        for g in gens:
+            copy = torch.Generator(device=g.device)
+            copy.set_state(g.get_state())
+            seeds = torch.randint(0, 2**62, (K - 1,), generator=copy, device=g.device).tolist()
+            rows_g += [g] + [torch.Generator(device=device).manual_seed(int(sd)) for sd in seeds]
+        rep = [i for i in range(B) for _ in range(K)]
+        raced = synthesize(model, alphabet, [texts[i] for i in rep], bias=[biases[i] for i in rep],
+                           generator=rows_g, max_steps_per_char=max_steps_per_char,
+                           primer=[primers[i] for i in rep], normaliser=normaliser, substitute=substitute,
+                           threads=threads, fast=fast, end_rule=end_rule, _groups=rep)
+        results = []
+        for i in range(B):
+            group = raced[i * K : (i + 1) * K]
+            results.append(next((r for r in group if r.finished), group[0]))
         return results
 
     full, prime_len, prime_pts = [], [], []
@@ -599,6 +639,10 @@ def synthesize(
         lengths_a, Tp_a, cap_a, b_a, gens_a = lengths, Tp, cap, b_all, list(gens)
         after, beyond = _end_masks(lengths_a, U1)
         never = torch.zeros(B, dtype=torch.bool, device=device)
+        # Racing candidates: rows with the same group id are candidates for one line; when one of them
+        # reaches the end of its text, the group's others stop too (unfinished).
+        groups_a = None if _groups is None else torch.tensor(list(_groups), dtype=torch.long, device=device)
+        won = None if _groups is None else torch.zeros(B, dtype=torch.bool, device=device)
         next_cap = int(cap_a.min())
         M = (model.output.out_features - 1) // 6 if hasattr(model, "output") else None
         cols = None if M is None else torch.arange(1 + M, 1 + 6 * M, M, device=device)
@@ -627,6 +671,9 @@ def synthesize(
             clamp = (Tp_a > t) if t < T_prime else None  # the next input is still the primer's point t
             if clamp is not None:
                 done = done & ~clamp
+            if groups_a is not None and bool((eot & done).any()):
+                won[groups_a[eot & done]] = True
+                done = done | won[groups_a]
             if bool(done.any()):
                 flush(t + 1)
                 gone = active[done]
@@ -638,6 +685,8 @@ def synthesize(
                 active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never = (
                     v.index_select(0, keep) for v in (active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never)
                 )
+                if groups_a is not None:
+                    groups_a = groups_a.index_select(0, keep)
                 next_cap = int(cap_a.min())
                 gens_a = [gens_a[k] for k in keep.tolist()]
                 y_hat = y_hat.index_select(0, keep)
@@ -821,6 +870,7 @@ def write_to_files(
     substitute: bool = False,
     data_root: str | Path | None = None,
     retries: int = DEFAULT_RETRIES,
+    candidates: int = DEFAULT_CANDIDATES,
 ) -> list[Path]:
     """``graves write``: write ``text`` as handwriting and save it as each of ``outputs`` (.svg / .png).
 
@@ -836,6 +886,8 @@ def write_to_files(
         bias: b ≥ 0 (eqs. 61–62); None: :data:`DEFAULT_BIAS` (a legible default, not the paper's b = 0).
         retries: how many more times a line that lost its place in the text (stopped by the step cap)
             is written before it is kept as it is (with a warning).
+        candidates: how many candidates race for each line; the first to reach the end of its text is
+            kept (1: the paper's plain sampling).
 
     Returns:
         the files written.
@@ -878,7 +930,7 @@ def write_to_files(
             raise SampleError(f"give the transcription of {prime} with --prime-text")
 
     gens = line_generators(seed, len(lines))
-    kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries)
+    kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates)
     if primer is not None:
         results = synthesize(net, alphabet, lines, generator=gens, primer=primer, **kw)
     else:
