@@ -287,6 +287,21 @@ def test_primed_sampling_feeds_the_primer_exactly():
         np.testing.assert_allclose(a.offsets, b.offsets, rtol=1e-4, atol=1e-4)
 
 
+def test_a_primer_that_stops_mid_stroke_is_fed_with_the_pen_lifted():
+    # a generated line the end rule stopped can end mid-stroke; the first drawn points would continue
+    # that stroke (a stray mark before the text), so the primer's last point is fed as a stroke end
+    model = tiny_synth(2)
+    prim = np.array([[0, 0, 0], [3, 1, 0], [2, -1, 1], [5, 0, 0], [1, 2, 0]], np.float32)  # ends pen-down
+    before = prim.copy()
+    spy = Spy(model)
+    synthesize(spy, ALPHABET, ["ab"], primer=Primer(prim, "ox"), generator=0, max_steps_per_char=3)
+    fed = torch.stack(spy.fed)[:, 0]  # (steps, 3)
+    want = prim.copy()
+    want[-1, 2] = 1.0
+    assert torch.equal(fed[1 : 1 + len(prim)], torch.from_numpy(want))
+    assert np.array_equal(prim, before)  # the caller's primer is untouched
+
+
 def test_primer_without_text_is_an_error():
     with pytest.raises(SampleError, match="transcription"):
         synthesize(tiny_synth(), ALPHABET, ["a"], primer=Primer(np.zeros((3, 3), np.float32), ""), generator=0)

@@ -511,8 +511,9 @@ def synthesize(
       A line none of whose candidates finished counts as stopped by the cap (and is retried as a whole).
     * **Bias** (eqs. 61–62): σ = exp(σ̂ − b), π = softmax(π̂ (1 + b)); b = 0 is unbiased sampling.
     * **Priming** (Section 5.5, SPEC §4): with a primer (x, c) the text becomes c' = c + " " + s, the
-      inputs after the null input are clamped to x for its T points, then sampling continues; the end
-      rule is applied only after the primer. The primer's points are not part of ``offsets``.
+      inputs after the null input are clamped to x for its T points (its last point ends a stroke: the
+      pen is lifted before the line's own text), then sampling continues; the end rule is applied only
+      after the primer. The primer's points are not part of ``offsets``.
 
     Args:
         model: a :class:`~graves.models.handwriting.HandwritingSynthesizer`.
@@ -615,7 +616,12 @@ def synthesize(
             raise SampleError(f"the primer {p.source or ''} has no points")
         full.append((substitute_text(p.text) if substitute else p.text).rstrip() + " " + t)
         prime_len.append(len(p.offsets))
-        prime_pts.append(normalise(p.offsets, normaliser))
+        pts = normalise(p.offsets, normaliser)
+        # The pen is lifted at the end of the primer: a primer that stops mid-stroke (a generated line
+        # the end rule stopped, a cut trace) would otherwise have its last stroke continued by the first
+        # points drawn, a stray mark before the line's own text.
+        pts[-1, 2] = 1.0
+        prime_pts.append(pts)
     own_len = [len(alphabet.encode(t, substitute=substitute)) for t in texts]  # validates characters
     c, lengths = alphabet.one_hot(full, substitute=substitute, device=device)  # (B, U, V), (B,)
     c = c.to(dtype)
