@@ -24,6 +24,7 @@ from graves.data.iamondb import (
     load_iamondb,
     load_iamondb_sets,
     load_paper_split,
+    pack_line,
     write_pack,
 )
 from test_iamondb import MINI_SPLITS, iam_root, make_root, samples  # noqa: F401  (fixtures)
@@ -67,6 +68,26 @@ def test_pack_gives_the_lines_of_the_archives(mini):
     assert len(load_iamondb(pack, "trainset", progress=False, require_text=False, problems=[])) == 15
     train, valid = load_paper_split(pack.parent, progress=False, problems=[])
     _same(valid, load_iamondb(root, "testset_v", progress=False, use_cache=False))
+
+
+def test_a_line_by_id_from_the_pack(mini, tmp_path):
+    from graves.data.primer import PrimerError, load_iam_line
+
+    root, pack = mini
+    want = {ln.id: ln for ln in load_iamondb(root, "all", progress=False, use_cache=False, problems=[])}
+    some = sorted(want)[::5]
+    for line_id in some:  # through the pack file, its folder, and the data root above it (--prime LINE_ID)
+        for where in (pack, pack.parent, pack.parent.parent):
+            offsets, text = load_iam_line(line_id, where)
+            assert text == want[line_id].text and offsets.tobytes() == want[line_id].offsets.tobytes()
+    assert pack_line(pack, "a01-000u-99") is None
+    with pytest.raises(PrimerError, match="not found"):
+        load_iam_line("a01-000u-99", pack.parent.parent)
+    bad = tmp_path / "bad" / PACK_NAME
+    bad.parent.mkdir()
+    bad.write_bytes(pack.read_bytes()[:200])  # truncated
+    with pytest.raises(DataError, match="bad.*pack"):
+        pack_line(bad, some[0])
 
 
 def test_find_pack_prefers_the_official_files(mini, tmp_path):

@@ -56,7 +56,7 @@ __all__ = [
     "SPLITS", "PAPER_TRAIN", "PAPER_VALID", "SET_ALIASES", "DataError", "DataWarning", "Problem", "Line",
     "Normaliser", "Preprocessing", "parse_line_strokes", "parse_transcription", "read_split", "expand_sets",
     "read_forms", "default_cache_dir", "load_iamondb", "load_iamondb_sets", "load_paper_split",
-    "iamondb_alphabet", "count_line_files", "PACK_NAME", "find_pack", "write_pack",
+    "iamondb_alphabet", "count_line_files", "PACK_NAME", "find_pack", "pack_line", "write_pack",
 ]
 
 SPLITS = ("trainset", "testset_v", "testset_t", "testset_f")
@@ -690,6 +690,28 @@ def _load_pack(
         raise DataError(f"{path}: not a readable IAM-OnDB pack ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else 'no detail'}){rebuild}") from None
     return found
+
+
+def pack_line(path: str | os.PathLike, line_id: str, settings: Preprocessing = Preprocessing()) -> Line | None:
+    """The line ``line_id`` from the pack at ``path`` (only the split holding it is read), or None.
+
+    Faults of the pack are one-line :class:`DataError` as in :func:`load_iamondb`.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            held = json.loads(z["meta"].tobytes().decode("utf-8")).get("sets", {})
+        where = next((n for n, entry in held.items() if line_id in entry.get("ids", ())), None)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such pack") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile,
+            zlib.error) as e:
+        raise DataError(f"{path}: not a readable IAM-OnDB pack ({type(e).__name__}); rebuild it with "
+                        "`graves data pack`") from None
+    if where is None:
+        return None
+    lines, _, _ = _load_pack(path, (where,), settings)[where]
+    return next(ln for ln in lines if ln.id == line_id)
 
 
 def _problem_form(p: Problem) -> str:

@@ -237,8 +237,9 @@ def load_iam_line(line_id: str, data_root: str | Path | None) -> tuple[np.ndarra
     """An IAM-OnDB line by id → (offsets ``(T, 3)`` float32 raw units y up, transcription).
 
     Read with :func:`graves.data.iamondb.read_forms` (only that line's form; the training data's
-    preprocessing: interpolation, outlier removal). ``data_root``: the data root holding ``iam-ondb/``,
-    or the IAM-OnDB folder itself; None: ``$GRAVES_DATA``.
+    preprocessing: interpolation, outlier removal), or from a pack (:func:`graves.data.iamondb.pack_line`)
+    where one stands in for the official files. ``data_root``: the data root holding ``iam-ondb/``, the
+    IAM-OnDB folder itself, or a pack file; None: ``$GRAVES_DATA``.
     """
     import os
 
@@ -248,12 +249,16 @@ def load_iam_line(line_id: str, data_root: str | Path | None) -> tuple[np.ndarra
         raise PrimerError(f"{line_id!r} is an IAM-OnDB line id: pass the data root (--data or $GRAVES_DATA)")
     import inspect
 
-    from graves.data.iamondb import read_forms
+    from graves.data.iamondb import find_pack, pack_line, read_forms
 
-    form = line_id.rsplit("-", 1)[0]
-    kwargs = {"workers": 0} if "workers" in inspect.signature(read_forms).parameters else {}  # one form: no pool
-    by_form, _ = read_forms(iam_folder(data_root), [form], progress=False, **kwargs)
-    line = next((ln for ln in by_form.get(form, []) if ln.id == line_id), None)
+    pack = find_pack(iam_folder(data_root))
+    if pack is not None:  # a pack (`graves data pack`) in place of the official files
+        line = pack_line(pack, line_id)
+    else:
+        form = line_id.rsplit("-", 1)[0]
+        kwargs = {"workers": 0} if "workers" in inspect.signature(read_forms).parameters else {}  # one form
+        by_form, _ = read_forms(iam_folder(data_root), [form], progress=False, **kwargs)
+        line = next((ln for ln in by_form.get(form, []) if ln.id == line_id), None)
     if line is None:
         raise PrimerError(f"IAM-OnDB line {line_id!r} not found under {data_root}")
     if not line.text:
