@@ -477,6 +477,7 @@ def test_styles_and_primed_writing(tmp_path, capsys):
     assert _main(["make-styles", "--model", str(ckpt), "--seeds", "0", "1", "--texts", "ab", "cd"]) == 0
     styles = load_styles(ckpt)
     assert [s.text for s in styles] == ["ab", "cd"] and all(len(s.offsets) > 2 for s in styles)
+    assert all(s.offsets[-1, 2] == 1.0 for s in styles)  # each style ends with the pen lifted
     out = tmp_path / "s.png"
     assert cli.main(["write", "hi there", "--model", str(ckpt), "--style", "1", "-o", str(out)]) == 0
     assert cli.main(["write", "hi", "--model", str(ckpt), "--style", "5", "-o", str(out)]) == 2

@@ -792,12 +792,15 @@ def make_styles(
     seeds: Sequence[int],
     bias: float = 1.0,
     max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR,
+    candidates: int = DEFAULT_CANDIDATES,
 ) -> list[dict[str, Any]]:
     """Styles for ``styles.json``: one generated line per (text, seed), written with ``bias``.
 
     Every line is written by the model itself (line i from the generator of ``line_generators(seeds[i], 1)``),
-    so a style is the model's own writing, free of dataset strokes. Lines the end rule did not finish are
-    dropped. Returns a list of ``{"text", "offsets" (raw units, y up, 2 decimals), "seed", "bias"}``.
+    so a style is the model's own writing, free of dataset strokes, raced as ``candidates`` candidates as
+    ``graves write`` writes. Lines the end rule did not finish are dropped; a kept line's last point is
+    marked as the end of a stroke (the pen is lifted at the end). Returns a list of ``{"text", "offsets"
+    (raw units, y up, 2 decimals), "seed", "bias"}``.
     """
     if len(texts) != len(seeds):
         raise SampleError(f"{len(texts)} texts for {len(seeds)} seeds")
@@ -805,13 +808,15 @@ def make_styles(
 
     gens = [line_generators(s, 1)[0] for s in seeds]
     results = synthesize(model, Alphabet.from_dict(meta["alphabet"]), list(texts), bias=bias, generator=gens,
-                         max_steps_per_char=max_steps_per_char, normaliser=meta.get("normaliser"))
+                         max_steps_per_char=max_steps_per_char, normaliser=meta.get("normaliser"),
+                         candidates=candidates)
     styles = []
     for t, s, r in zip(texts, seeds, results):
         if not r.finished or len(r.offsets) < 2:
             continue
-        styles.append({"text": t, "seed": int(s), "bias": float(bias),
-                       "offsets": np.round(r.offsets.astype(np.float64), 2).tolist()})
+        offsets = np.round(r.offsets.astype(np.float64), 2)
+        offsets[-1, 2] = 1.0
+        styles.append({"text": t, "seed": int(s), "bias": float(bias), "offsets": offsets.tolist()})
     return styles
 
 
