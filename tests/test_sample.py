@@ -20,6 +20,7 @@ from graves.sample import (
     _FastStepper,
     _ModelStepper,
     end_of_text,
+    lead_in,
     line_generators,
     normalise,
     sample_unconditional,
@@ -278,8 +279,8 @@ def test_primed_sampling_feeds_the_primer_exactly():
     assert np.array_equal(prim, before)  # the primer is not modified
     for res in r:
         assert res.text.startswith("ox ")
-        assert len(res.inputs) == 1 + len(prim) + len(res.offsets)  # the primer is not in the output
-        np.testing.assert_allclose(res.inputs[1 + len(prim) :], res.offsets)
+        assert len(res.inputs) == 1 + len(prim) + res.lead_in + len(res.offsets)  # the primer is not in the output
+        np.testing.assert_allclose(res.inputs[1 + len(prim) + res.lead_in :], res.offsets)
     # fast and reference paths agree on a primed batch
     r_ref = synthesize(model, ALPHABET, ["zap", "q"], primer=primer, generator=0, normaliser=NORM,
                        max_steps_per_char=5, fast=False)
@@ -300,6 +301,37 @@ def test_a_primer_that_stops_mid_stroke_is_fed_with_the_pen_lifted():
     want[-1, 2] = 1.0
     assert torch.equal(fed[1 : 1 + len(prim)], torch.from_numpy(want))
     assert np.array_equal(prim, before)  # the caller's primer is untouched
+
+
+def test_lead_in_cuts_the_strokes_finished_on_the_primer_text():
+    # c' = "ox" + " " + "ab": the line's own text starts at index 3
+    eos = np.array([0, 0, 1, 0, 1, 0, 0, 1, 0], np.float32)  # strokes: points 0-2, 3-4, 5-7, 8
+    def phi_at(idx):
+        return np.eye(6, dtype=np.float32)[idx]
+    # a dash on the separator (index 2), then a stroke that reaches "a": the dash is cut
+    assert lead_in(eos, phi_at([2, 2, 2, 2, 3, 3, 4, 4, 5]), 3) == 3
+    # two strokes on the primer's text: both cut
+    assert lead_in(eos, phi_at([1, 1, 2, 2, 2, 3, 4, 4, 5]), 3) == 5
+    # the first stroke already reaches the text: nothing cut
+    assert lead_in(eos, phi_at([2, 2, 3, 3, 3, 4, 4, 4, 5]), 3) == 0
+    # only the unfinished last stroke reaches the text
+    assert lead_in(eos, phi_at([2, 2, 2, 2, 2, 2, 2, 2, 3]), 3) == 8
+    # never reaches the text: nothing cut; no points: nothing cut
+    assert lead_in(eos, phi_at([2] * 9), 3) == 0
+    assert lead_in(np.zeros(0), np.zeros((0, 6)), 3) == 0
+    # through synthesize: what was cut is exactly the inputs between the primer and the offsets
+    model = tiny_synth(4)
+    set_window(model, 0.0, 0.0, float(np.log(0.05)))  # a slow window: it starts on the primer's text
+    prim = np.array([[0, 0, 0], [3, 1, 0], [2, -1, 1]], np.float32)
+    r = synthesize(model, ALPHABET, ["abc"], primer=Primer(prim, "ox"), generator=1, max_steps_per_char=40)[0]
+    first = len("ox ")
+    drawn = r.inputs[1 + len(prim) :]
+    assert 0 < r.lead_in < len(drawn) and drawn[r.lead_in - 1, 2] == 1.0  # the cut ends at a stroke end
+    np.testing.assert_array_equal(drawn[r.lead_in :], r.offsets)
+    assert r.phi.shape == (len(r.offsets), len("ox abc"))
+    ends = np.flatnonzero(r.offsets[:, 2] > 0.5)
+    stroke0 = ends[0] + 1 if len(ends) else len(r.offsets)
+    assert (r.phi[:stroke0].argmax(1) >= first).any()  # the first kept stroke reaches the line's text
 
 
 def test_primer_without_text_is_an_error():

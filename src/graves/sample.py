@@ -52,6 +52,7 @@ __all__ = [
     "SynthesisResult",
     "denormalise",
     "end_of_text",
+    "lead_in",
     "line_generators",
     "load_styles",
     "make_styles",
@@ -102,9 +103,11 @@ class SynthesisResult:
             steps that produced ``offsets`` (row t is the window when offsets[t] was drawn).
         finished: the end-of-text rule fired (False: the step cap stopped the line).
         text: the conditioning text c' (the primer's text + " " + the line's text when primed).
-        inputs: debug: ``(T_in, 3)`` every input fed to the network, the null first input and the
-            primer's points included, in the units of ``offsets``.
+        inputs: debug: ``(T_in, 3)`` every input fed to the network, the null first input, the
+            primer's points and any lead-in included, in the units of ``offsets``.
         attempts: how many times the line was written (more than 1 only with ``retries``).
+        lead_in: primed lines: how many points were drawn after the primer but are not in ``offsets``
+            (strokes finished while the window was still on the primer's text, see :func:`lead_in`).
     """
 
     offsets: np.ndarray
@@ -113,6 +116,7 @@ class SynthesisResult:
     text: str
     inputs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 3), np.float32))
     attempts: int = 1
+    lead_in: int = 0
 
 
 # ============================================================================================ RNG
@@ -513,7 +517,8 @@ def synthesize(
     * **Priming** (Section 5.5, SPEC §4): with a primer (x, c) the text becomes c' = c + " " + s, the
       inputs after the null input are clamped to x for its T points (its last point ends a stroke: the
       pen is lifted before the line's own text), then sampling continues; the end rule is applied only
-      after the primer. The primer's points are not part of ``offsets``.
+      after the primer. The primer's points are not part of ``offsets``, nor are strokes the net
+      finished while its window was still on the primer's text (:func:`lead_in`).
 
     Args:
         model: a :class:`~graves.models.handwriting.HandwritingSynthesizer`.
@@ -677,10 +682,10 @@ def synthesize(
             clamp = (Tp_a > t) if t < T_prime else None  # the next input is still the primer's point t
             if clamp is not None:
                 done = done & ~clamp
-            if groups_a is not None and bool((eot & done).any()):
-                won[groups_a[eot & done]] = True
-                done = done | won[groups_a]
             if bool(done.any()):
+                if groups_a is not None:  # a line's first candidate to end its text stops the others
+                    won[groups_a[eot & done]] = True
+                    done = done | won[groups_a]
                 flush(t + 1)
                 gone = active[done]
                 finished[gone] = eot[done]
@@ -721,16 +726,45 @@ def synthesize(
         k = prime_len[i]
         drawn = int(stop_np[i]) - k  # points drawn after the primer
         ins = inputs_np[i, : 1 + k + drawn]  # x_1 = 0, the primer, the drawn points
+        phi_i = phis_np[i, k : k + drawn, : int(len_np[i])]
+        lead = lead_in(ins[1 + k :, 2], phi_i, int(len_np[i]) - own_len[i]) if k else 0
         results.append(
             SynthesisResult(
-                offsets=denormalise(ins[1 + k :], normaliser),
-                phi=np.ascontiguousarray(phis_np[i, k : k + drawn, : int(len_np[i])], dtype=np.float32),
+                offsets=denormalise(ins[1 + k + lead :], normaliser),
+                phi=np.ascontiguousarray(phi_i[lead:], dtype=np.float32),
                 finished=bool(fin_np[i]),
                 text=full[i],
                 inputs=denormalise(ins, normaliser),
+                lead_in=lead,
             )
         )
     return results
+
+
+def lead_in(eos: np.ndarray, phi: np.ndarray, first: int) -> int:
+    """How many points a primed line drew before its own text: the strokes that ended while the window's
+    strongest weight was still on the primer's text or the space after it (index < ``first``, the index of
+    the line's first character in c').
+
+    After a primer the net sometimes first adds the primer's delayed strokes (an i-dot, a t-cross, a
+    dash), placed back over the primer's ink; drawn without the primer they are a stray mark before the
+    line. Those strokes are cut from ``offsets``. When no drawn point ever reaches the line's own text,
+    nothing is cut (0).
+
+    Args:
+        eos: ``(T,)`` the drawn points' end-of-stroke flags (1: the point ends its stroke).
+        phi: ``(T, U)`` the window weights at those points.
+        first: index of the line's first character in the conditioning text.
+    """
+    if len(eos) == 0:
+        return 0
+    on_text = phi.argmax(axis=1) >= first  # (T,)
+    start = 0
+    for end in np.flatnonzero(eos > 0.5):
+        if on_text[start : end + 1].any():
+            return start
+        start = end + 1
+    return start if on_text[start:].any() else 0
 
 
 # ============================================================================================ models, styles
