@@ -14,7 +14,14 @@ from pathlib import Path
 
 from graves import render
 from graves.data.alphabet import Alphabet
-from graves.sample import DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_RETRIES, _load_synthesizer, load_styles, synthesize
+from graves.sample import (
+    DEFAULT_BIAS,
+    DEFAULT_CANDIDATES,
+    DEFAULT_RETRIES,
+    _load_synthesizer,
+    load_styles,
+    synthesize,
+)
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 Each line is written as ``graves write`` writes it (:data:`graves.sample.DEFAULT_CANDIDATES` candidates
 race, the first to end its text is kept) and labelled with its text, and with how many tries it took when
 the step cap stopped all candidates of an earlier try (``graves write`` writes such a line again,
-:data:`graves.sample.DEFAULT_RETRIES` times at most). Lines are written unprimed, one generator per line, as ``bench/legibility.py`` writes them, so
-the sheet shows the same kind of lines that benchmark scores.
+:data:`graves.sample.DEFAULT_RETRIES` times at most). Lines are written unprimed, one generator per
+line, as ``bench/legibility.py`` writes them, so the sheet shows the same kind of lines that benchmark
+scores.
 
     python scripts/sample_sheet.py [--model CKPT] [--sentences bench/sentences.txt] [--bias 0.75]
         [-o docs/figures/sheet.png] [--seed 0] [--candidates 4]
@@ -62,7 +63,8 @@ def main() -> None:
         render.save(out, [r.offsets for r in results], labels=labels)
     capped = sum(not r.finished for r in results)
     retried = sum(r.attempts > 1 for r in results)
-    print(f"wrote {out}: {len(texts)} lines at bias {a.bias:g}, {a.candidates} candidates, {retried} written again, {capped} stopped by the cap")
+    print(f"wrote {out}: {len(texts)} lines at bias {a.bias:g}, {a.candidates} candidates, {retried} written again, "
+          f"{capped} stopped by the cap")
 
 
 if __name__ == "__main__":
