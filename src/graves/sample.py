@@ -414,14 +414,19 @@ def _model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
-def _bias_column(bias: float | Sequence[float], n: int, device, dtype) -> Tensor:
+def _bias_list(bias: float | Sequence[float], n: int) -> list[float]:
+    """One bias per line, as given (checked: finite numbers >= 0)."""
     vals = [bias] * n if isinstance(bias, (int, float)) else list(bias)
     if len(vals) != n:
         raise SampleError(f"{len(vals)} biases for {n} lines")
     for b in vals:
         if not isinstance(b, (int, float)) or isinstance(b, bool) or not math.isfinite(b) or b < 0:
             raise SampleError(f"the sampling bias must be a number >= 0 (eqs. 61-62), got {b!r}")
-    return torch.tensor(vals, device=device, dtype=dtype).unsqueeze(1)  # (B, 1)
+    return vals
+
+
+def _bias_column(bias: float | Sequence[float], n: int, device, dtype) -> Tensor:
+    return torch.tensor(_bias_list(bias, n), device=device, dtype=dtype).unsqueeze(1)  # (B, 1)
 
 
 # ============================================================================================ unconditional
@@ -566,7 +571,8 @@ def synthesize(
         raise SampleError(f"{len(primers)} primers for {B} lines")
     device, dtype = _model_device_dtype(model)
     gens = _as_generators(generator, B, device)
-    b_all = _bias_column(bias, B, device, dtype)
+    biases = _bias_list(bias, B)  # as given: retries and candidates pass them on unrounded
+    b_all = torch.tensor(biases, device=device, dtype=dtype).unsqueeze(1)  # (B, 1)
     if retries:
         once = dict(max_steps_per_char=max_steps_per_char, normaliser=normaliser, substitute=substitute,
                     threads=threads, fast=fast, end_rule=end_rule, candidates=candidates)
@@ -579,7 +585,6 @@ def synthesize(
             # for a seed, and independent of which other lines needed another try.
             fresh = [torch.Generator(device=device).manual_seed(
                 int(torch.randint(0, 2**62, (1,), generator=gens[i], device=gens[i].device))) for i in redo]
-            biases = [bias] * B if isinstance(bias, (int, float)) else list(bias)  # as given, not via b_all
             again = synthesize(model, alphabet, [texts[i] for i in redo], bias=[biases[i] for i in redo],
                                generator=fresh, primer=[primers[i] for i in redo], **once)
             for i, r in zip(redo, again):
@@ -588,9 +593,6 @@ def synthesize(
         return results
     if candidates > 1:
         K = candidates
-        biases = [bias] * B if isinstance(bias, (int, float)) else list(bias)
-        if len(biases) != B:
-            raise SampleError(f"{len(biases)} biases for {B} lines")
         rows_g = []  # K generators per line: the line's own, then K - 1 seeded from a copy of it
         for g in gens:
             copy = torch.Generator(device=g.device)
