@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -499,6 +502,73 @@ def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert "--model" in capsys.readouterr().err
     # --substitute writes what the table can map
     assert cli.main(["write", "naïve café", "--substitute", "--model", ckpt, "-o", out]) == 0
+
+
+def test_the_python_api_writes_what_the_cli_writes(tmp_path):
+    import graves
+    from graves import cli
+    from graves import sample as sample_mod
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    hw = graves.write("one two three four", model=ckpt, width=9, seed=2)
+    assert isinstance(hw, graves.Handwriting)
+    assert hw.lines == ["one two", "three", "four"] and len(hw.offsets) == 3
+    assert all(o.ndim == 2 and o.shape[1] == 3 for o in hw.offsets)
+    assert hw.unfinished == [i + 1 for i, r in enumerate(hw.results) if not r.finished]
+    # strokes: one (n, 2) array per pen-down stroke, the same count the SVG draws
+    n_paths = [len(g.findall("{http://www.w3.org/2000/svg}path"))
+               for g in ET.fromstring(hw.svg().encode()).iter("{http://www.w3.org/2000/svg}g")
+               if g.get("class") == "line"]
+    assert n_paths == [len(line) for line in hw.strokes()]
+    # the CLI saves exactly this page
+    out = tmp_path / "cli.svg"
+    assert cli.main(["write", "one two three four", "--model", str(ckpt), "--width", "9", "--seed", "2",
+                     "-o", str(out)]) == 0
+    assert out.read_text() == hw.svg()
+    assert hw.save(tmp_path / "api.png").read_bytes()[:4] == b"\x89PNG"
+    # the checkpoint is loaded once, and again only when it changes on disk
+    net = sample_mod._cached_synthesizer(ckpt)[0]
+    assert sample_mod._cached_synthesizer(ckpt)[0] is net
+    toy_checkpoint(ckpt)
+    os.utime(ckpt / "model.safetensors", ns=(0, 0))
+    assert sample_mod._cached_synthesizer(ckpt)[0] is not net
+    # a Primer object is accepted as the style; an empty transcription is refused
+    primer = Primer(hw.offsets[0], "one two", "mine")
+    assert len(graves.write("hi", model=ckpt, prime=primer).results) == 1
+    with pytest.raises(sample_mod.SampleError, match="transcription"):
+        graves.write("hi", model=ckpt, prime=primer.with_text(" "))
+    with pytest.raises(sample_mod.SampleError, match="no style"):
+        graves.write("hi", model=ckpt, style=True)
+
+
+def test_write_drawing_options(tmp_path, capsys):
+    from graves import cli
+
+    ckpt = str(toy_checkpoint(tmp_path / "ckpt"))
+    svg, png = tmp_path / "a.svg", tmp_path / "a.png"
+    assert cli.main(["write", "hi", "--model", ckpt, "--color", "#1f3a93", "--stroke-width", "3",
+                     "--background", "none", "-o", str(svg), "-o", str(png), "-o", str(tmp_path / "a.json")]) == 0
+    root = ET.parse(svg).getroot()
+    ink = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("stroke")]
+    assert ink[0].get("stroke") == "#1f3a93" and not root.findall("{http://www.w3.org/2000/svg}rect")
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.mode == "RGBA" and im.getextrema()[3][0] == 0  # transparent background
+    assert json.loads((tmp_path / "a.json").read_text())["polylines"]
+    capsys.readouterr()
+    for argv, message in [(["--colour", "nope"], "not a colour"), (["--stroke-width", "0"], "stroke width"),
+                          (["--background", "#12"], "not a colour")]:
+        out = tmp_path / "b.svg"
+        assert cli.main(["write", "hi", "--model", ckpt, "-o", str(out), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("graves: error:") and message in err and not out.exists(), err
+
+
+def test_import_graves_is_light():
+    """`import graves` must not import torch: graves.write is loaded on first use."""
+    code = "import sys, graves; assert 'torch' not in sys.modules; graves.write; assert 'torch' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_styles_and_primed_writing(tmp_path, capsys):

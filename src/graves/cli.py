@@ -69,6 +69,18 @@ def _cmd_sample(a: argparse.Namespace) -> int:
     return 0
 
 
+def _render_options(a: argparse.Namespace) -> dict:
+    """The drawing options given on the command line (the renderers' defaults for the others)."""
+    out: dict = {}
+    if a.colour is not None:
+        out["colour"] = a.colour
+    if a.stroke_width is not None:
+        out["stroke_width"] = a.stroke_width
+    if a.background is not None:
+        out["background"] = None if a.background.lower() in ("none", "transparent") else a.background
+    return out
+
+
 def _cmd_write(a: argparse.Namespace) -> int:
     from graves.sample import write_to_files
 
@@ -77,7 +89,8 @@ def _cmd_write(a: argparse.Namespace) -> int:
                              style=a.style, prime=a.prime, prime_text=a.prime_text,
                              substitute=a.substitute, data_root=a.data,
                              **({} if a.retries is None else {"retries": a.retries}),
-                             **({} if a.candidates is None else {"candidates": a.candidates}))
+                             **({} if a.candidates is None else {"candidates": a.candidates}),
+                             render=_render_options(a))
     for p in written:
         print(f"wrote {p}", file=sys.stderr)
     return 0
@@ -133,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("write", help="write text as handwriting (SVG/PNG) with the shipped model")
     w.add_argument("text", help="the text to write; long text is wrapped into lines")
-    w.add_argument("-o", "--output", action="append", help="output file (.svg or .png); repeatable")
+    w.add_argument("-o", "--output", action="append",
+                   help="output file (.svg, .png, or .json plotter paths); repeatable")
     w.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
     w.add_argument("--bias", type=float, default=None, help="sampling bias b >= 0 (eqs. 61-62)")
     w.add_argument("--style", type=int, default=None, help="one of the shipped styles (0, 1, ...)")
@@ -149,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--substitute", action="store_true",
                    help="replace characters the model cannot write (documented table) instead of failing")
     w.add_argument("--data", help="data root, for --prime with an IAM-OnDB line id")
+    w.add_argument("--colour", "--color", dest="colour", help="ink colour: a name or #rrggbb (default black)")
+    w.add_argument("--stroke-width", type=float, default=None, help="pen width in pixels (default 2)")
+    w.add_argument("--background", help="page colour, or 'none' for transparent (default white)")
     w.set_defaults(func=_cmd_write)
 
     t = sub.add_parser("train", help="train an experiment from a TOML config")

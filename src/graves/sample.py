@@ -62,7 +62,9 @@ __all__ = [
     "shipped_model_dir",
     "synthesize",
     "wrap_text",
+    "write",
     "write_to_files",
+    "Handwriting",
 ]
 
 #: The bias ``graves write`` uses when none is given. **Not the paper's default** (the paper's unbiased
@@ -904,50 +906,126 @@ def _check_bias(bias: Any) -> float:
     return float(bias)
 
 
-def write_to_files(
+@dataclass
+class Handwriting:
+    """What :func:`write` returns: a text written as handwriting, line by line, ready to save.
+
+    Attributes:
+        lines: the text's lines as written (after wrapping and any substitution).
+        results: one :class:`SynthesisResult` per line (``offsets`` in raw IAM units, y up; the window
+            weights ``phi``; whether the end-of-text rule ``finished`` the line).
+    """
+
+    lines: list[str]
+    results: list[SynthesisResult]
+
+    @property
+    def offsets(self) -> list[np.ndarray]:
+        """Each line's ``(T, 3)`` (dx, dy, end-of-stroke) in raw units, y up: what the renderers take."""
+        return [r.offsets for r in self.results]
+
+    @property
+    def unfinished(self) -> list[int]:
+        """Line numbers (from 1) that the step cap stopped before the end of their text."""
+        return [i + 1 for i, r in enumerate(self.results) if not r.finished]
+
+    def strokes(self) -> list[list[np.ndarray]]:
+        """Each line's strokes as ``(n, 2)`` absolute pen positions (raw units, y up, the line starting at 0)."""
+        from graves.data.strokes import offsets_to_strokes
+
+        return [offsets_to_strokes(o) for o in self.offsets]
+
+    def svg(self, **options: Any) -> str:
+        """The page as an SVG document; ``options`` as :func:`graves.render.to_svg` (``colour``,
+        ``stroke_width``, ``background``, ``scale``, ``line_gap``, ``margin``)."""
+        from graves.render import to_svg
+
+        return to_svg(self.offsets, **options)
+
+    def png(self, **options: Any) -> bytes:
+        """The page as PNG bytes; ``options`` as :func:`graves.render.to_png`."""
+        from graves.render import to_png
+
+        return to_png(self.offsets, **options)
+
+    def save(self, path: str | Path, **options: Any) -> Path:
+        """Write the page to ``path`` (.svg, .png, or .json plotter polylines), atomically; ``options`` go
+        to the renderer (see :meth:`svg`)."""
+        from graves.render import save
+
+        return save(path, self.offsets, **options)
+
+
+_MODEL_CACHE: dict[tuple, tuple[Any, dict[str, Any], Path]] = {}
+
+
+def _cached_synthesizer(model: Any) -> tuple[Any, dict[str, Any], Path | None]:
+    """:func:`_load_synthesizer`, remembering the last checkpoint directory (keyed by its path and its
+    files' sizes and mtimes), so a program that calls :func:`write` in a loop loads the model once.
+    Sampling never changes weights."""
+    if isinstance(model, tuple):
+        return _load_synthesizer(model)
+    where = shipped_model_dir() if model is None else Path(model)
+    try:
+        stats = [(where / f).stat() for f in ("model.safetensors", "checkpoint.json")]
+        key = (str(where.resolve()), *((st.st_size, st.st_mtime_ns) for st in stats))
+    except OSError:
+        return _load_synthesizer(model)  # let the loader explain what is missing
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE.clear()
+        _MODEL_CACHE[key] = _load_synthesizer(model)
+    return _MODEL_CACHE[key]
+
+
+def write(
     text: str,
-    outputs: Sequence[str | Path],
+    *,
     model: Any = None,
     bias: float | None = None,
     seed: int = 0,
     width: int = 50,
     style: int | None = None,
-    prime: str | Path | None = None,
+    prime: str | Path | Primer | None = None,
     prime_text: str | None = None,
     substitute: bool = False,
     data_root: str | Path | None = None,
     retries: int = DEFAULT_RETRIES,
     candidates: int = DEFAULT_CANDIDATES,
-) -> list[Path]:
-    """``graves write``: write ``text`` as handwriting and save it as each of ``outputs`` (.svg / .png).
+) -> Handwriting:
+    """Write ``text`` as handwriting: the Python side of ``graves write``.
+
+    >>> import graves
+    >>> hw = graves.write("Hello world", style=1)      # doctest: +SKIP
+    >>> hw.save("hello.svg", colour="navy")            # doctest: +SKIP
 
     The text is wrapped into lines of at most ``width`` characters (at spaces) and every line is written
     in one batch, line i with the generator ``line_generators(seed, n)[i]``. The style stays the same
     from line to line: every line is primed (SPEC §4) with the chosen shipped style (``style``), with the
-    user's own handwriting (``prime`` + ``prime_text``: JSON strokes, InkML or an IAM-OnDB line id, see
-    :mod:`graves.data.primer`), or, with neither, with the first line as written by the model (the first
-    line is written alone, then the others in one batch).
+    user's own handwriting (``prime`` + ``prime_text``: JSON strokes, InkML, an IAM-OnDB line id, or a
+    :class:`~graves.data.primer.Primer`; see :mod:`graves.data.primer`), or, with neither, with the first
+    line as written by the model (the first line is written alone, then the others in one batch).
 
     Args:
-        model: a synthesis checkpoint directory; None: the shipped model in :func:`shipped_model_dir`.
+        model: a synthesis checkpoint directory, or a ``(model, meta)`` pair; None: the shipped model in
+            :func:`shipped_model_dir` (loaded once per process).
         bias: b ≥ 0 (eqs. 61–62); None: :data:`DEFAULT_BIAS` (a legible default, not the paper's b = 0).
         retries: how many more times a line that lost its place in the text (stopped by the step cap)
-            is written before it is kept as it is (with a warning).
+            is written before it is kept as it is (``Handwriting.unfinished`` names such lines).
         candidates: how many candidates race for each line; the first to reach the end of its text is
             kept (1: the paper's plain sampling).
 
-    Returns:
-        the files written.
+    Raises:
+        SampleError: an empty text, a bad option or style, a primer without its transcription.
+        UnknownCharacterError: characters the model has no class for (and ``substitute`` is False).
     """
     if not isinstance(text, str) or not text.strip():
         raise SampleError("nothing to write: the text is empty")
     bias = DEFAULT_BIAS if bias is None else _check_bias(bias)
-    paths = _check_outputs(outputs)
     if style is not None and prime is not None:
         raise SampleError("choose one of --style and --prime")
     if prime_text is not None and prime is None:
         raise SampleError("--prime-text is the transcription of --prime: give --prime too")
-    net, meta, where = _load_synthesizer(model)
+    net, meta, where = _cached_synthesizer(model)
     from graves.data.alphabet import Alphabet
 
     alphabet = Alphabet.from_dict(meta["alphabet"])
@@ -966,15 +1044,17 @@ def write_to_files(
     primer = None
     if style is not None:
         styles = load_styles(where if where is not None else None)
-        if not 0 <= style < len(styles):
-            raise SampleError(f"no style {style}: this model has styles 0..{len(styles) - 1}")
+        if isinstance(style, bool) or not isinstance(style, int) or not 0 <= style < len(styles):
+            raise SampleError(f"no style {style!r}: this model has styles 0..{len(styles) - 1}")
         primer = styles[style]
+    elif isinstance(prime, Primer):
+        primer = prime if prime_text is None else prime.with_text(prime_text)
     elif prime is not None:
         from graves.data.primer import load_primer
 
         primer = load_primer(prime, text=prime_text, data_root=data_root)
-        if not primer.text.strip():
-            raise SampleError(f"give the transcription of {prime} with --prime-text")
+    if primer is not None and not primer.text.strip():
+        raise SampleError(f"give the transcription of {primer.source} with --prime-text")
 
     gens = line_generators(seed, len(lines))
     kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates)
@@ -986,12 +1066,55 @@ def write_to_files(
             first = results[0]
             own = Primer(first.offsets, lines[0], "line 1") if len(first.offsets) >= 2 else None
             results += synthesize(net, alphabet, lines[1:], generator=gens[1:], primer=own, **kw)
-    unfinished = [i + 1 for i, r in enumerate(results) if not r.finished]
-    if unfinished:
+    return Handwriting(list(lines), list(results))
+
+
+def write_to_files(
+    text: str,
+    outputs: Sequence[str | Path],
+    model: Any = None,
+    bias: float | None = None,
+    seed: int = 0,
+    width: int = 50,
+    style: int | None = None,
+    prime: str | Path | None = None,
+    prime_text: str | None = None,
+    substitute: bool = False,
+    data_root: str | Path | None = None,
+    retries: int = DEFAULT_RETRIES,
+    candidates: int = DEFAULT_CANDIDATES,
+    render: dict[str, Any] | None = None,
+) -> list[Path]:
+    """``graves write``: :func:`write` ``text`` and save the page as each of ``outputs`` (.svg / .png /
+    .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,
+    ``stroke_width``, ``background``, see :func:`graves.render.to_svg`). Lines the step cap stopped are
+    named in a warning on stderr. Returns the files written."""
+    paths = _check_outputs(outputs)
+    render = dict(render or {})
+    _check_render_options(render)
+    hw = write(text, model=model, bias=bias, seed=seed, width=width, style=style, prime=prime,
+               prime_text=prime_text, substitute=substitute, data_root=data_root, retries=retries,
+               candidates=candidates)
+    if hw.unfinished:
         tries = f" in {retries + 1} tries" if retries else ""
-        print(f"graves: warning: line(s) {unfinished} reached the step cap before the end of their text{tries}",
+        print(f"graves: warning: line(s) {hw.unfinished} reached the step cap before the end of their text{tries}",
               file=sys.stderr)
-    return _write_page([r.offsets for r in results], paths)
+    return [hw.save(p, **({} if p.suffix.lower() == ".json" else render)) for p in paths]
+
+
+def _check_render_options(options: dict[str, Any]) -> None:
+    """Fail before sampling on a renderer option that would fail after it."""
+    for key in ("stroke_width", "scale"):
+        if key in options:
+            v = options[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise SampleError(f"{key.replace('_', ' ')} must be a number > 0, got {v!r}")
+    for key in ("colour", "background"):
+        if key in options and options[key] is not None:
+            from matplotlib.colors import is_color_like
+
+            if not is_color_like(options[key]):
+                raise SampleError(f"{options[key]!r} is not a colour (a name such as 'navy', or '#1f3a93')")
 
 
 def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4, text=None) -> Path:
