@@ -565,6 +565,22 @@ def test_write_drawing_options(tmp_path, capsys):
         assert err.startswith("graves: error:") and message in err and not out.exists(), err
 
 
+def test_write_reads_standard_input(tmp_path, monkeypatch):
+    import io
+
+    import graves
+    from graves import cli
+
+    ckpt = str(toy_checkpoint(tmp_path / "ckpt"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("one two\nthree\n"))
+    out = tmp_path / "in.svg"
+    assert cli.main(["write", "-", "--model", ckpt, "-o", str(out)]) == 0
+    assert out.read_text() == graves.write("one two\nthree\n", model=ckpt).svg()
+    assert len(graves.write("one two\nthree\n", model=ckpt).lines) == 2  # the line break is kept
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert cli.main(["write", "-", "--model", ckpt, "-o", str(out)]) == 2
+
+
 def test_import_graves_is_light():
     """`import graves` must not import torch: graves.write is loaded on first use."""
     code = "import sys, graves; assert 'torch' not in sys.modules; graves.write; assert 'torch' in sys.modules"

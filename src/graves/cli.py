@@ -85,7 +85,8 @@ def _cmd_write(a: argparse.Namespace) -> int:
     from graves.sample import write_to_files
 
     outputs = a.output or ["handwriting.svg", "handwriting.png"]
-    written = write_to_files(a.text, outputs, model=a.model, bias=a.bias, seed=a.seed, width=a.width,
+    text = sys.stdin.read() if a.text == "-" else a.text
+    written = write_to_files(text, outputs, model=a.model, bias=a.bias, seed=a.seed, width=a.width,
                              style=a.style, prime=a.prime, prime_text=a.prime_text,
                              substitute=a.substitute, data_root=a.data,
                              **({} if a.retries is None else {"retries": a.retries}),
@@ -145,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     w = sub.add_parser("write", help="write text as handwriting (SVG/PNG) with the shipped model")
-    w.add_argument("text", help="the text to write; long text is wrapped into lines")
+    w.add_argument("text", help="the text to write ('-': read it from standard input); long text is "
+                                 "wrapped into lines, line breaks are kept")
     w.add_argument("-o", "--output", action="append",
                    help="output file (.svg, .png, or .json plotter paths); repeatable")
     w.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
