@@ -581,6 +581,22 @@ def test_write_reads_standard_input(tmp_path, monkeypatch):
     assert cli.main(["write", "-", "--model", ckpt, "-o", str(out)]) == 2
 
 
+def test_blank_lines_are_paragraph_breaks(tmp_path):
+    import graves
+    from graves.sample import wrap_text
+
+    assert wrap_text("\n\na b\n\n\nc\n\n", 50, keep_blank=True) == ["a b", "", "c"]
+    assert wrap_text("\n\na b\n\n\nc\n\n", 50) == ["a b", "c"]
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    tight = graves.write("one two\nthree", model=ckpt)
+    loose = graves.write("one two\n\n\nthree\n", model=ckpt)
+    assert loose.lines == ["one two", "", "three"] and loose.offsets[1].shape == (0, 3)
+    # the blank takes no seed: the written lines are the same strokes
+    assert np.array_equal(loose.offsets[0], tight.offsets[0]) and np.array_equal(loose.offsets[2], tight.offsets[1])
+    height = [float(ET.fromstring(hw.svg().encode()).get("viewBox").split()[3]) for hw in (tight, loose)]
+    assert height[1] > height[0] * 1.2  # the blank line takes room on the page
+
+
 def test_import_graves_is_light():
     """`import graves` must not import torch: graves.write is loaded on first use."""
     code = "import sys, graves; assert 'torch' not in sys.modules; graves.write; assert 'torch' in sys.modules"

@@ -79,7 +79,8 @@ def layout(
     """Stack ``lines`` top to bottom (left-aligned at x = margin) in page coordinates, y down.
 
     ``line_gap``, ``margin`` and ``font_size`` are in data units; by default they are 0.3, 0.2 and 0.25
-    times the median line height (at least 1 unit each), so the page looks the same at any scale.
+    times the median line height (at least 1 unit each), so the page looks the same at any scale. A line
+    with no points is a blank line of that median height.
     """
     offsets = _as_lines(lines)
     if labels is not None and len(labels) != len(offsets):
@@ -114,7 +115,8 @@ def layout(
         right = max(right, margin + (x1 - x0))
         if label:
             right = max(right, margin + 0.6 * font_size * len(str(label)))  # rough text width
-        top += (y1 - y0) + (line_gap if i < len(line_strokes) - 1 else 0.0)
+        # an empty line (a blank line of a letter) takes a typical line's height
+        top += ((y1 - y0) if strokes else typical) + (line_gap if i < len(line_strokes) - 1 else 0.0)
     box = (0.0, 0.0, right + margin, top + margin)
     return Page(placed, placed_labels, box, font_size)
 

@@ -870,13 +870,22 @@ def save_styles(styles: list[dict[str, Any]], path: str | Path) -> Path:
 # ============================================================================================ pages
 
 
-def wrap_text(text: str, width: int = 50) -> list[str]:
-    """Lines of at most ``width`` characters, broken at spaces (a longer word is cut); newlines are kept."""
+def wrap_text(text: str, width: int = 50, keep_blank: bool = False) -> list[str]:
+    """Lines of at most ``width`` characters, broken at spaces (a longer word is cut); newlines are kept.
+
+    Blank lines are dropped, or with ``keep_blank`` kept as ``""`` (a paragraph break; never first or last).
+    """
     if width < 1:
         raise SampleError(f"the line width must be >= 1, got {width}")
     lines: list[str] = []
     for para in text.splitlines():
-        lines += textwrap.wrap(para, width=width, break_long_words=True, break_on_hyphens=False)
+        wrapped = textwrap.wrap(para, width=width, break_long_words=True, break_on_hyphens=False)
+        if wrapped:
+            lines += wrapped
+        elif keep_blank and lines and lines[-1]:
+            lines.append("")
+    while lines and not lines[-1]:
+        lines.pop()
     return lines
 
 
@@ -911,7 +920,7 @@ class Handwriting:
     """What :func:`write` returns: a text written as handwriting, line by line, ready to save.
 
     Attributes:
-        lines: the text's lines as written (after wrapping and any substitution).
+        lines: the page's lines as written (after wrapping and any substitution); ``""`` for a blank line.
         results: one :class:`SynthesisResult` per line (``offsets`` in raw IAM units, y up; the window
             weights ``phi``; whether the end-of-text rule ``finished`` the line).
     """
@@ -1005,6 +1014,8 @@ def write(
     :class:`~graves.data.primer.Primer`; see :mod:`graves.data.primer`), or, with neither, with the first
     line as written by the model (the first line is written alone, then the others in one batch).
 
+    Blank lines in ``text`` are kept as paragraph breaks: an empty line of the page (no points, no seed).
+
     Args:
         model: a synthesis checkpoint directory, or a ``(model, meta)`` pair; None: the shipped model in
             :func:`shipped_model_dir` (loaded once per process).
@@ -1032,7 +1043,8 @@ def write(
     normaliser = meta.get("normaliser")
     if substitute:
         text = substitute_text(text)
-    lines = wrap_text(text, width)
+    page = wrap_text(text, width, keep_blank=True)
+    lines = [ln for ln in page if ln]
     if not lines:
         raise SampleError("nothing to write: the text is empty")
     bad = sorted({ch for ln in lines for ch in alphabet.unknown_characters(ln)})
@@ -1066,7 +1078,11 @@ def write(
             first = results[0]
             own = Primer(first.offsets, lines[0], "line 1") if len(first.offsets) >= 2 else None
             results += synthesize(net, alphabet, lines[1:], generator=gens[1:], primer=own, **kw)
-    return Handwriting(list(lines), list(results))
+    # blank lines (paragraph breaks) come back as empty lines; they take no seed, so "a\n\nb" writes
+    # the strokes of "a\nb"
+    written = iter(results)
+    blank = SynthesisResult(np.zeros((0, 3), np.float32), np.zeros((0, 0), np.float32), True, "")
+    return Handwriting(page, [next(written) if ln else replace(blank) for ln in page])
 
 
 def write_to_files(
