@@ -424,6 +424,31 @@ def test_sampling_does_not_mutate_its_inputs():
     assert torch.is_grad_enabled()
 
 
+def test_sampling_runs_on_one_thread_at_any_batch(monkeypatch):
+    """threads="auto" is one thread for a batch of any size (a paragraph with racing candidates is
+    40 rows here), and torch's thread count is restored afterwards."""
+    from graves import sample as sample_mod
+
+    seen = []
+    real = sample_mod._stepper
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sample_mod, "_stepper", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        synthesize(tiny_synth(3), ALPHABET, ["ab"] * 10, generator=0, candidates=4, max_steps_per_char=3)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        synthesize(tiny_synth(3), ALPHABET, ["ab"], generator=0, threads=None, max_steps_per_char=3)
+        assert seen[-1] == 2  # None leaves torch's setting alone
+    finally:
+        torch.set_num_threads(before)
+
+
 # --------------------------------------------------------------------------------------------- files, CLI
 
 

@@ -386,17 +386,18 @@ def _stepper(model: Any, B: int, c: Tensor | None, fast: bool):
     return _ModelStepper(model, B, c)
 
 
-#: Batches up to this size sample on one thread by default (``threads="auto"``): a step is ~60 small
-#: operations and three matrix-vector products, where thread hand-offs cost more than they save (measured
-#: in docs/sampling-notes.md); larger batches keep torch's thread count.
-SINGLE_THREAD_MAX_BATCH = 8
-
-
 @contextmanager
-def _sampling_mode(threads: int | str | None, batch: int = 1) -> Iterator[None]:
-    """No autograd, denormals flushed, optionally a thread count; the previous settings are restored."""
+def _sampling_mode(threads: int | str | None) -> Iterator[None]:
+    """No autograd, denormals flushed, a thread count; the previous settings are restored.
+
+    ``threads="auto"`` is one thread at any batch size: a sampling step is ~60 small operations and a few
+    small matrix products, where handing work to a second thread costs more than it saves, and on a
+    machine whose cores are busy with other work every such hand-off waits for a core. Measured with
+    ``bench/sample_speed.py --paragraph-only`` (docs/sampling-notes.md): a 6-line paragraph (a batch of
+    5 lines × 4 candidates) took 6.6× as long with two threads as with one on a busy 2-core machine.
+    """
     if threads == "auto":
-        threads = 1 if batch <= SINGLE_THREAD_MAX_BATCH else None
+        threads = 1
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -457,8 +458,8 @@ def sample_unconditional(
             (:func:`line_generators`).
         batch: lines to draw at once.
         normaliser: meta's normaliser: return raw units (else network units).
-        threads: torch threads while sampling (restored after); ``"auto"``: one thread for batches of
-            up to :data:`SINGLE_THREAD_MAX_BATCH` lines, else torch's setting; None leaves it alone.
+        threads: torch threads while sampling (restored after); ``"auto"``: one thread (see
+            :func:`_sampling_mode`); None leaves torch's setting alone.
         fast: use the fused step path for a ``HandwritingPredictor`` (False: ``model.step``).
 
     Returns:
@@ -469,7 +470,7 @@ def sample_unconditional(
     device, dtype = _model_device_dtype(model)
     gens = _as_generators(generator, batch, device)
     b = _bias_column(bias, batch, device, dtype)
-    with _sampling_mode(threads, batch):
+    with _sampling_mode(threads):
         st = _stepper(model, batch, None, fast)
         x = torch.zeros(batch, 3, device=device, dtype=dtype)  # x_1 = 0
         out = torch.empty(steps, batch, 3, device=device, dtype=dtype)
@@ -538,8 +539,8 @@ def synthesize(
             offsets are in raw units when ``normaliser`` is given, else in network units.
         normaliser: meta's normaliser (network ↔ raw units); None: everything in network units.
         substitute: replace characters the alphabet lacks (its documented table) instead of failing.
-        threads: torch threads while sampling (restored after); ``"auto"``: one thread for batches of
-            up to :data:`SINGLE_THREAD_MAX_BATCH` lines, else torch's setting; None leaves it alone.
+        threads: torch threads while sampling (restored after); ``"auto"``: one thread (see
+            :func:`_sampling_mode`); None leaves torch's setting alone.
         fast: the fused step path (False: ``model.step``, the reference).
         end_rule: apply the end-of-text rule (False: every line runs to its step cap; for benchmarks).
         retries: how many more times a line the step cap stopped is written (``graves write``: 5).
@@ -643,7 +644,7 @@ def synthesize(
             P[i, : len(pts)] = torch.from_numpy(pts).to(device=device, dtype=dtype)
     U1 = c.shape[1] + 1
 
-    with _sampling_mode(threads, B):
+    with _sampling_mode(threads):
         st = _stepper(model, B, c, fast)
         T_loop = T_max + 1  # a line at its cap still gets the end rule checked once more
         inputs = torch.zeros(B, T_loop + 1, 3, device=device, dtype=dtype)  # x_1 = 0, then what is fed
@@ -1000,6 +1001,7 @@ def write(
     data_root: str | Path | None = None,
     retries: int = DEFAULT_RETRIES,
     candidates: int = DEFAULT_CANDIDATES,
+    threads: int | str | None = "auto",
 ) -> Handwriting:
     """Write ``text`` as handwriting: the Python side of ``graves write``.
 
@@ -1024,6 +1026,7 @@ def write(
             is written before it is kept as it is (``Handwriting.unfinished`` names such lines).
         candidates: how many candidates race for each line; the first to reach the end of its text is
             kept (1: the paper's plain sampling).
+        threads: torch threads while sampling, as :func:`synthesize` (restored after).
 
     Raises:
         SampleError: an empty text, a bad option or style, a primer without its transcription.
@@ -1069,7 +1072,8 @@ def write(
         raise SampleError(f"give the transcription of {primer.source} with --prime-text")
 
     gens = line_generators(seed, len(lines))
-    kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates)
+    kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates,
+              threads=threads)
     if primer is not None:
         results = synthesize(net, alphabet, lines, generator=gens, primer=primer, **kw)
     else:
