@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -590,7 +591,7 @@ def test_write_drawing_options(tmp_path, capsys):
         assert err.startswith("graves: error:") and message in err and not out.exists(), err
 
 
-def test_write_reads_standard_input(tmp_path, monkeypatch):
+def test_write_reads_standard_input(tmp_path, monkeypatch, capsys):
     import io
 
     import graves
@@ -604,6 +605,9 @@ def test_write_reads_standard_input(tmp_path, monkeypatch):
     assert len(graves.write("one two\nthree\n", model=ckpt).lines) == 2  # the line break is kept
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert cli.main(["write", "-", "--model", ckpt, "-o", str(out)]) == 2
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ab\xffcd")))
+    assert cli.main(["write", "-", "--model", ckpt, "-o", str(out)]) == 2
+    assert "not UTF-8 text (byte 0xff at offset 2)" in capsys.readouterr().err
 
 
 def test_blank_lines_are_paragraph_breaks(tmp_path):
@@ -620,6 +624,46 @@ def test_blank_lines_are_paragraph_breaks(tmp_path):
     assert np.array_equal(loose.offsets[0], tight.offsets[0]) and np.array_equal(loose.offsets[2], tight.offsets[1])
     height = [float(ET.fromstring(hw.svg().encode()).get("viewBox").split()[3]) for hw in (tight, loose)]
     assert height[1] > height[0] * 1.2  # the blank line takes room on the page
+
+
+def test_a_line_that_never_ends_is_written_as_shorter_lines(tmp_path, monkeypatch):
+    """After its retries, an unfinished line longer than MIN_SPLIT_CHARS is re-wrapped at half its length
+    and the pieces written instead (here a stand-in model ends only lines of at most 6 characters)."""
+    import graves
+    from graves import sample as sample_mod
+
+    real = sample_mod.synthesize
+    calls, depth = [], [0]
+
+    def ends_short_lines(model, alphabet, texts, **kw):
+        if depth[0]:  # synthesize's own inner calls (retries, candidates)
+            return real(model, alphabet, texts, **kw)
+        calls.append(list(texts))
+        depth[0] += 1
+        try:
+            out = real(model, alphabet, texts, **kw)
+        finally:
+            depth[0] -= 1
+        return [replace(r, finished=len(t) <= 6) for t, r in zip(texts, out)]
+
+    monkeypatch.setattr(sample_mod, "synthesize", ends_short_lines)
+    monkeypatch.setattr(sample_mod, "MIN_SPLIT_CHARS", 4)
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    text = "ab cd\n\nabcdefghijklmnop qr"
+    hw = graves.write(text, model=ckpt, width=30)
+    # 19 characters: wrapped at 10, both pieces still too long, each wrapped at 5; all end
+    assert hw.lines == ["ab cd", "", "abcde", "fghij", "klmno", "p qr"] and hw.unfinished == []
+    assert calls == [["ab cd"], ["abcdefghijklmnop qr"], ["abcdefghij", "klmnop qr"],
+                     ["abcde", "fghij", "klmno", "p qr"]]  # the pieces of a round in one batch
+    again = graves.write(text, model=ckpt, width=30)
+    assert len(again.offsets) == 6 and all(np.array_equal(a, b) for a, b in zip(hw.offsets, again.offsets))
+    # lines of at most MIN_SPLIT_CHARS are not split again: they stay unfinished, and are named
+    monkeypatch.setattr(sample_mod, "MIN_SPLIT_CHARS", 10)
+    hw = graves.write(text, model=ckpt, width=30)
+    assert hw.lines == ["ab cd", "", "abcdefghij", "klmnop qr"] and hw.unfinished == [3, 4]
+    # retries=0 writes every line once, as it comes
+    once = graves.write(text, model=ckpt, width=30, retries=0)
+    assert once.lines == ["ab cd", "", "abcdefghijklmnop qr"] and once.unfinished == [3]
 
 
 def test_import_graves_is_light():

@@ -81,11 +81,22 @@ def _render_options(a: argparse.Namespace) -> dict:
     return out
 
 
+def _read_stdin_text() -> str:
+    """Standard input as UTF-8 text (``graves write -``); anything else is a one-line error."""
+    from graves.sample import SampleError
+
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SampleError(f"standard input is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+
+
 def _cmd_write(a: argparse.Namespace) -> int:
     from graves.sample import write_to_files
 
     outputs = a.output or ["handwriting.svg", "handwriting.png"]
-    text = sys.stdin.read() if a.text == "-" else a.text
+    text = _read_stdin_text() if a.text == "-" else a.text
     written = write_to_files(text, outputs, model=a.model, bias=a.bias, seed=a.seed, width=a.width,
                              style=a.style, prime=a.prime, prime_text=a.prime_text,
                              substitute=a.substitute, data_root=a.data,
@@ -158,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--width", type=int, default=50, help="wrap lines at this many characters")
     w.add_argument("--retries", type=int, default=None,
-                   help="write a line the step cap stopped again, up to this many more times (default 5)")
+                   help="write a line the step cap stopped again, up to this many more times, then as two "
+                        "shorter lines (default 5; 0: each line once, as it comes)")
     w.add_argument("--candidates", type=int, default=None,
                    help="race this many candidates per line and keep the first to finish its text "
                         "(default 4; 1: the paper's plain sampling)")

@@ -1017,6 +1017,8 @@ def write(
     line as written by the model (the first line is written alone, then the others in one batch).
 
     Blank lines in ``text`` are kept as paragraph breaks: an empty line of the page (no points, no seed).
+    A line the step cap still stops after all its ``retries`` is written again as two or more shorter
+    lines (:data:`MIN_SPLIT_CHARS`), so ``Handwriting.lines`` can hold more lines than the wrapped text.
 
     Args:
         model: a synthesis checkpoint directory, or a ``(model, meta)`` pair; None: the shipped model in
@@ -1075,18 +1077,56 @@ def write(
     kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates,
               threads=threads)
     if primer is not None:
-        results = synthesize(net, alphabet, lines, generator=gens, primer=primer, **kw)
+        groups = _write_lines(net, alphabet, lines, gens, primer, kw)
     else:
-        results = synthesize(net, alphabet, lines[:1], generator=gens[:1], **kw)
+        groups = _write_lines(net, alphabet, lines[:1], gens[:1], None, kw)
         if len(lines) > 1:
-            first = results[0]
-            own = Primer(first.offsets, lines[0], "line 1") if len(first.offsets) >= 2 else None
-            results += synthesize(net, alphabet, lines[1:], generator=gens[1:], primer=own, **kw)
+            text0, first = groups[0][0]
+            own = Primer(first.offsets, text0, "line 1") if len(first.offsets) >= 2 else None
+            groups += _write_lines(net, alphabet, lines[1:], gens[1:], own, kw)
     # blank lines (paragraph breaks) come back as empty lines; they take no seed, so "a\n\nb" writes
     # the strokes of "a\nb"
-    written = iter(results)
+    written = iter(groups)
     blank = SynthesisResult(np.zeros((0, 3), np.float32), np.zeros((0, 0), np.float32), True, "")
-    return Handwriting(page, [next(written) if ln else replace(blank) for ln in page])
+    out_lines: list[str] = []
+    out_results: list[SynthesisResult] = []
+    for ln in page:
+        for text_i, result in (next(written) if ln else [("", replace(blank))]):
+            out_lines.append(text_i)
+            out_results.append(result)
+    return Handwriting(out_lines, out_results)
+
+
+#: ``graves write``: a line the step cap still stops after all its retries is wrapped again at half its
+#: length and the pieces are written in its place, down to lines of this many characters (``retries=0``
+#: turns this off too). The shipped model ends every line of its benchmarks at the first try; this is for
+#: text unlike its training lines, such as a 50-letter "word" (docs/sampling-notes.md).
+MIN_SPLIT_CHARS = 10
+
+
+def _write_lines(net: Any, alphabet: Any, lines: list[str], gens: list[torch.Generator], primer: Primer | None,
+                 kw: dict[str, Any]) -> list[list[tuple[str, SynthesisResult]]]:
+    """:func:`synthesize` ``lines``; each comes back as [(text, result)], or, if unfinished after its
+    retries and longer than :data:`MIN_SPLIT_CHARS`, as the pieces of it re-wrapped at half its length,
+    written the same way (each piece's generator seeded from the line's own, so it stays reproducible)."""
+    results = synthesize(net, alphabet, lines, generator=gens, primer=primer, **kw)
+    groups: list[list[tuple[str, SynthesisResult]]] = []
+    todo: list[tuple[int, list[str], list[torch.Generator]]] = []
+    for i, (text, g, r) in enumerate(zip(lines, gens, results)):
+        groups.append([(text, r)])
+        if r.finished or not kw.get("retries") or len(text) <= MIN_SPLIT_CHARS:
+            continue
+        pieces = wrap_text(text, math.ceil(len(text) / 2))
+        seeds = torch.randint(0, 2**62, (len(pieces),), generator=g, device=g.device).tolist()
+        todo.append((i, pieces, [torch.Generator(device=g.device).manual_seed(int(x)) for x in seeds]))
+    if todo:  # all the pieces in one batch
+        sub = _write_lines(net, alphabet, [p for _, ps, _ in todo for p in ps],
+                           [g for _, _, gs in todo for g in gs], primer, kw)
+        at = 0
+        for i, pieces, _ in todo:
+            groups[i] = [x for group in sub[at : at + len(pieces)] for x in group]
+            at += len(pieces)
+    return groups
 
 
 def write_to_files(
