@@ -584,7 +584,7 @@ def test_write_drawing_options(tmp_path, capsys):
     assert json.loads((tmp_path / "a.json").read_text())["polylines"]
     capsys.readouterr()
     for argv, message in [(["--colour", "nope"], "not a colour"), (["--stroke-width", "0"], "stroke width"),
-                          (["--background", "#12"], "not a colour")]:
+                          (["--background", "#12"], "not a colour"), (["--colour", "C0"], "not a colour")]:
         out = tmp_path / "b.svg"
         assert cli.main(["write", "hi", "--model", ckpt, "-o", str(out), *argv]) == 2
         err = capsys.readouterr().err

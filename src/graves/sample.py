@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import textwrap
 from contextlib import contextmanager
@@ -1171,10 +1172,14 @@ def _check_render_options(options: dict[str, Any]) -> None:
                 raise SampleError(f"{key.replace('_', ' ')} must be a number > 0, got {v!r}")
     for key in ("colour", "background"):
         if key in options and options[key] is not None:
-            from matplotlib.colors import is_color_like
+            from matplotlib.colors import CSS4_COLORS
 
-            if not is_color_like(options[key]):
-                raise SampleError(f"{options[key]!r} is not a colour (a name such as 'navy', or '#1f3a93')")
+            # what both SVG and matplotlib read the same way: CSS colour names and #rgb / #rrggbb(aa)
+            v = options[key]
+            named = isinstance(v, str) and v.lower() in CSS4_COLORS
+            hexa = isinstance(v, str) and re.fullmatch(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})", v)
+            if not (named or hexa):
+                raise SampleError(f"{v!r} is not a colour (a CSS name such as 'navy', or '#1f3a93')")
 
 
 def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4, text=None) -> Path:
