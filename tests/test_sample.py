@@ -539,6 +539,7 @@ def test_the_python_api_writes_what_the_cli_writes(tmp_path):
     hw = graves.write("one two three four", model=ckpt, width=9, seed=2)
     assert isinstance(hw, graves.Handwriting)
     assert hw.lines == ["one two", "three", "four"] and len(hw.offsets) == 3
+    assert repr(hw) == f"Handwriting(lines={hw.lines!r}, points={sum(map(len, hw.offsets))}, unfinished={hw.unfinished})"
     assert all(o.ndim == 2 and o.shape[1] == 3 for o in hw.offsets)
     assert hw.unfinished == [i + 1 for i, r in enumerate(hw.results) if not r.finished]
     # strokes: one (n, 2) array per pen-down stroke, the same count the SVG draws

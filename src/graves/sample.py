@@ -930,6 +930,10 @@ class Handwriting:
     lines: list[str]
     results: list[SynthesisResult]
 
+    def __repr__(self) -> str:
+        points = sum(len(r.offsets) for r in self.results)
+        return f"Handwriting(lines={self.lines!r}, points={points}, unfinished={self.unfinished})"
+
     @property
     def offsets(self) -> list[np.ndarray]:
         """Each line's ``(T, 3)`` (dx, dy, end-of-stroke) in raw units, y up: what the renderers take."""
