@@ -392,10 +392,10 @@ def _sampling_mode(threads: int | str | None) -> Iterator[None]:
     """No autograd, denormals flushed, a thread count; the previous settings are restored.
 
     ``threads="auto"`` is one thread at any batch size: a sampling step is ~60 small operations and a few
-    small matrix products, where handing work to a second thread costs more than it saves, and on a
-    machine whose cores are busy with other work every such hand-off waits for a core. Measured with
-    ``bench/sample_speed.py --paragraph-only`` (docs/sampling-notes.md): a 6-line paragraph (a batch of
-    5 lines × 4 candidates) took 6.6× as long with two threads as with one on a busy 2-core machine.
+    small matrix products, so a second thread gains little, and on a machine whose cores are busy with
+    other work every hand-off waits for a core. Measured with ``bench/sample_speed.py --paragraph-only``
+    (docs/sampling-notes.md): a 6-line paragraph (a batch of 5 lines × 4 candidates) took 0.89× as long
+    with two threads as with one on an idle 2-core machine, and 4.4× as long on a busy one.
     """
     if threads == "auto":
         threads = 1
