@@ -366,6 +366,36 @@ def test_weight_noise_runs_complete(tmp_path, kind, per):
     assert any(not torch.equal(start[k], after[k]) for k in start)
 
 
+def test_adaptive_noise_lr_scale_steps_log_s_faster_and_resume_keeps_it(tmp_path):
+    """noise.lr_scale gives log s its own rate (optim.lr × scale); resuming with another scale is refused."""
+    import numpy as np
+
+    from graves.train import train
+
+    def log_s_moves(scale: float) -> float:
+        run = tmp_path / f"scale{scale}"
+        train(_toy('noise.kind="adaptive"', f"noise.lr_scale={scale}", "train.eval_every=0", "train.max_steps=2",
+                   "train.log_every=1"),
+              run, progress=False)
+        state = torch.load(run / "last" / "trainer.pt", weights_only=True)
+        assert [g["lr"] for g in state["optimizer"]["param_groups"]][-1] == pytest.approx(
+            _toy().optim.lr * scale)
+        logged = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+        stats = [r for r in logged if "train_loss" in r]
+        assert stats and all(r["kl"] > 0 and 0 < r["s_p05"] <= r["s_median"] <= r["s_p95"] for r in stats)
+        start = math.log(0.075)
+        return float(np.mean([(v - start).abs().mean().item() for v in state["noise"].values()]))
+
+    slow, fast = log_s_moves(1.0), log_s_moves(50.0)
+    assert slow > 0 and fast > 10 * slow
+    with pytest.raises(ValueError, match="noise.lr_scale"):
+        train(_toy('noise.kind="adaptive"', "train.eval_every=0", "train.max_steps=3"), tmp_path / "scale50.0",
+              resume=True, progress=False)
+    with pytest.raises(ValueError, match="lr_scale must be a positive"):
+        train(_toy('noise.kind="adaptive"', "noise.lr_scale=0", "train.max_steps=1"), tmp_path / "zero",
+              progress=False)
+
+
 def _cli(*argv: str) -> tuple[int, str, str]:
     from graves.cli import main
 

@@ -75,6 +75,9 @@ class NoiseConfig:
     kind: str = "none"  # none | weight (fixed std) | adaptive (Graves 2011)
     std: float = 0.075  # weight-noise std, or the initial posterior std for adaptive noise
     per: str = "sequence"  # weight noise: "sequence" (the paper) | "batch" (a deviation)
+    # adaptive noise: the log s parameters learn at optim.lr × lr_scale (1 = the same rate as the weights;
+    # the paper does not say how s is parameterised or stepped; docs/decisions.md)
+    lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)

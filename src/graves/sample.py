@@ -576,7 +576,7 @@ def synthesize(
     device, dtype = _model_device_dtype(model)
     gens = _as_generators(generator, B, device)
     biases = _bias_list(bias, B)  # as given: retries and candidates pass them on unrounded
-    b_all = torch.tensor(biases, device=device, dtype=dtype).unsqueeze(1)  # (B, 1)
+    b_all = _bias_column(biases, B, device, dtype)  # (B, 1)
     if retries:
         once = dict(max_steps_per_char=max_steps_per_char, normaliser=normaliser, substitute=substitute,
                     threads=threads, fast=fast, end_rule=end_rule, candidates=candidates)

@@ -17,7 +17,8 @@ builds the model from the config and provides:
   hidden state across truncated-BPTT sequences), so that a resumed run continues exactly.
 
 Logging happens here and only here: a progress bar on stderr, and one JSON line per log step in
-``metrics.jsonl`` in the run directory.
+``metrics.jsonl`` in the run directory (step, epoch, train_loss, seconds; with adaptive weight noise also
+the KL term and the spread of the posterior's s; a ``valid`` record at each validation).
 """
 
 from __future__ import annotations
@@ -93,6 +94,34 @@ def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWe
     return None
 
 
+def _optimised_params(cfg: Config, model: torch.nn.Module,
+                      noise: WeightNoise | AdaptiveWeightNoise | None) -> list[Any]:
+    """The optimiser's parameters: the weights, and with adaptive noise the log s (their own group when
+    ``noise.lr_scale`` ≠ 1, stepping at ``optim.lr × noise.lr_scale``; one group otherwise, so that runs
+    made before the knob existed resume unchanged)."""
+    params = list(model.parameters())
+    if not isinstance(noise, AdaptiveWeightNoise):
+        return params
+    scale = cfg.noise.lr_scale
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"noise.lr_scale must be a positive number, not {scale!r}")
+    if scale == 1.0:
+        return params + list(noise.parameters())
+    return [{"params": params}, {"params": list(noise.parameters()), "lr": cfg.optim.lr * scale}]
+
+
+def _noise_stats(noise: WeightNoise | AdaptiveWeightNoise | None, task: Any) -> dict[str, float]:
+    """For the metrics file under adaptive noise: the KL term of the loss (KL / S, nats per sequence) and
+    the posterior standard deviations s (median, 5th and 95th percentiles); nothing otherwise."""
+    if not isinstance(noise, AdaptiveWeightNoise):
+        return {}
+    with torch.no_grad():
+        log_s = torch.cat([ls.detach().reshape(-1) for ls in noise.log_s])
+        q = torch.quantile(log_s[:: max(1, log_s.numel() // 100_000)].float(),  # quantile's size limit
+                           torch.tensor([0.05, 0.5, 0.95], dtype=torch.float32)).exp().tolist()
+        return {"kl": float(noise.kl()) / task.num_train_sequences, "s_p05": q[0], "s_median": q[1], "s_p95": q[2]}
+
+
 def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
                   noise: WeightNoise | AdaptiveWeightNoise | None, generator: torch.Generator) -> tuple[Tensor, int]:
     """One optimiser step on ``batch``; returns (the loss as logged, the number of sequences in the batch).
@@ -151,8 +180,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         model.load_state_dict(load_weights(tc.init_from))
 
     noise = build_noise(cfg, model)
-    params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
-    optimizer = optimizer_from_config(cfg.optim, params)
+    optimizer = optimizer_from_config(cfg.optim, _optimised_params(cfg, model, noise))
     generator = torch.Generator().manual_seed(tc.seed)
 
     step, epoch, position, best, bad_evals = 0, 0, 0, math.inf, 0
@@ -164,6 +192,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         # The config wins over the saved hyper-parameters, so `--resume optim.lr=3e-4` lowers the rate and
         # keeps the moment estimates; with an unchanged config this is a no-op and the resume stays exact.
         configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        saved_groups = len(trainer_state["optimizer"]["param_groups"])
+        if saved_groups != len(optimizer.param_groups):
+            raise ValueError(
+                f"cannot resume {last}: its optimiser state has {saved_groups} parameter group(s) and this config "
+                f"makes {len(optimizer.param_groups)} (adaptive noise uses a second group when noise.lr_scale ≠ 1; "
+                "resume with the run's own noise.lr_scale)")
         optimizer.load_state_dict(trainer_state["optimizer"])
         for group, hyper in zip(optimizer.param_groups, configured):
             group.update(hyper)
@@ -243,7 +277,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     bar.set_postfix(epoch=epoch, batch=f"{position}/{n_batches}", loss=f"{lv:.4g}",
                                     seq_s=f"{count / max(time.monotonic() - t0, 1e-9):.1f}")
                     if step % tc.log_every == 0:
-                        log({"step": step, "epoch": epoch, "train_loss": lv, "seconds": time.monotonic() - t_start})
+                        log({"step": step, "epoch": epoch, "train_loss": lv, "seconds": time.monotonic() - t_start,
+                             **_noise_stats(noise, task)})
                     if tc.eval_every and step % tc.eval_every == 0 and validate():
                         stop_reason, done = "early stopping", True
                         break
