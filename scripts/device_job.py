@@ -369,9 +369,8 @@ def time_steps(cfg: Config, k: int) -> dict[str, Any]:
     of an epoch and the estimated seconds per epoch. The step mirrors :func:`graves.train.train`'s
     (forward, backward with the configured weight noise, optimiser step; building the batch on the CPU
     included)."""
-    from graves.nn.noise import AdaptiveWeightNoise
     from graves.optim import optimizer_from_config
-    from graves.train import build_noise, build_task, training_step
+    from graves.train import build_noise, build_task, optimised_params, training_step
 
     tc = cfg.train
     if tc.threads:
@@ -383,8 +382,7 @@ def time_steps(cfg: Config, k: int) -> dict[str, Any]:
     build_seconds = time.monotonic() - t0
     model = task.model.to(device)
     noise = build_noise(cfg, model)
-    params = list(model.parameters()) + (list(noise.parameters()) if isinstance(noise, AdaptiveWeightNoise) else [])
-    optimizer = optimizer_from_config(cfg.optim, params)
+    optimizer = optimizer_from_config(cfg.optim, optimised_params(cfg, model, noise))
     generator = torch.Generator().manual_seed(tc.seed)
 
     def epoch_batches():

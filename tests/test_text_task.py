@@ -396,6 +396,47 @@ def test_adaptive_noise_lr_scale_steps_log_s_faster_and_resume_keeps_it(tmp_path
               progress=False)
 
 
+def _nan_on_calls(monkeypatch, bad):
+    """Make the training task's loss NaN on the given (1-based) calls."""
+    import graves.train as trainer
+
+    real, calls = trainer.build_task, {"n": 0}
+
+    def build(cfg, *args, **kw):
+        task = real(cfg, *args, **kw)
+        orig = task.loss
+
+        def loss(model, batch, index=None):
+            calls["n"] += 1
+            value, count = orig(model, batch, index)
+            return (value * math.nan if bad(calls["n"]) else value), count
+
+        task.loss = loss
+        return task
+
+    monkeypatch.setattr(trainer, "build_task", build)
+
+
+def test_a_non_finite_step_is_skipped_and_five_in_a_row_stop_the_run(tmp_path, monkeypatch):
+    from graves.train import MAX_NONFINITE_STEPS, train
+
+    base = ["train.eval_every=0", "train.log_every=1"]
+    train(_toy(*base, "train.max_steps=1"), tmp_path / "one", progress=False)
+    _nan_on_calls(monkeypatch, lambda n: n == 2)
+    summary = train(_toy(*base, "train.max_steps=2"), tmp_path / "skip", progress=False)
+    assert summary["step"] == 2
+    a, b = load_weights(tmp_path / "one" / "last"), load_weights(tmp_path / "skip" / "last")
+    for k in a:  # the NaN step applied nothing
+        assert torch.equal(a[k], b[k]), k
+    logged = [json.loads(ln) for ln in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "skipped" in r] == [2]
+
+    monkeypatch.undo()
+    _nan_on_calls(monkeypatch, lambda n: n >= 3)
+    with pytest.raises(FloatingPointError, match=f"{MAX_NONFINITE_STEPS} steps in a row"):
+        train(_toy(*base, "train.max_steps=20"), tmp_path / "stop", progress=False)
+
+
 def _cli(*argv: str) -> tuple[int, str, str]:
     from graves.cli import main
 

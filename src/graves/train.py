@@ -80,6 +80,10 @@ class _Stop:
         return False
 
 
+#: A training step whose loss or gradient is not finite is skipped; this many in a row stop the run.
+MAX_NONFINITE_STEPS = 5
+
+
 def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWeightNoise | None:
     """The weight noise ``cfg.noise`` asks for on ``model`` (None for ``kind = "none"``)."""
     if cfg.noise.per not in ("sequence", "batch"):
@@ -94,8 +98,8 @@ def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWe
     return None
 
 
-def _optimised_params(cfg: Config, model: torch.nn.Module,
-                      noise: WeightNoise | AdaptiveWeightNoise | None) -> list[Any]:
+def optimised_params(cfg: Config, model: torch.nn.Module,
+                     noise: WeightNoise | AdaptiveWeightNoise | None) -> list[Any]:
     """The optimiser's parameters: the weights, and with adaptive noise the log s (their own group when
     ``noise.lr_scale`` ≠ 1, stepping at ``optim.lr × noise.lr_scale``; one group otherwise, so that runs
     made before the knob existed resume unchanged)."""
@@ -107,6 +111,7 @@ def _optimised_params(cfg: Config, model: torch.nn.Module,
         raise ValueError(f"noise.lr_scale must be a positive number, not {scale!r}")
     if scale == 1.0:
         return params + list(noise.parameters())
+    # deviation: log s steps at its own rate (the paper gives no rate for s; docs/decisions.md)
     return [{"params": params}, {"params": list(noise.parameters()), "lr": cfg.optim.lr * scale}]
 
 
@@ -125,6 +130,9 @@ def _noise_stats(noise: WeightNoise | AdaptiveWeightNoise | None, task: Any) -> 
 def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
                   noise: WeightNoise | AdaptiveWeightNoise | None, generator: torch.Generator) -> tuple[Tensor, int]:
     """One optimiser step on ``batch``; returns (the loss as logged, the number of sequences in the batch).
+
+    When the loss or a gradient is not finite the step is not taken (the gradients are dropped) and the
+    returned loss is NaN; `train` then skips the batch, and stops after :data:`MAX_NONFINITE_STEPS` in a row.
 
     With weight noise each sequence gets its own draw (:func:`noisy_backward`); with adaptive weight noise
     the loss is the MDL loss, the data term plus KL(Q‖P) / (number of training sequences) (SPEC §2).
@@ -146,8 +154,21 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
             kl = noise.kl() / task.num_train_sequences
             kl.backward()
             loss = loss + kl.detach()
+    if not _finite(loss, optimizer):
+        # A non-finite loss or gradient (e.g. one extreme draw of adaptive weight noise) would poison the
+        # weights and the optimiser's moments: the step is not taken, and the loss returned is NaN.
+        optimizer.zero_grad(set_to_none=True)
+        return torch.full_like(loss.detach(), math.nan), count
     optimizer.step()
     return loss, count
+
+
+def _finite(loss: Tensor, optimizer: torch.optim.Optimizer) -> bool:
+    """True when the loss and every gradient the optimiser would apply are finite."""
+    if not bool(torch.isfinite(loss.detach()).all()):
+        return False
+    return all(bool(torch.isfinite(p.grad).all()) for g in optimizer.param_groups for p in g["params"]
+               if p.grad is not None)
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -180,10 +201,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         model.load_state_dict(load_weights(tc.init_from))
 
     noise = build_noise(cfg, model)
-    optimizer = optimizer_from_config(cfg.optim, _optimised_params(cfg, model, noise))
+    optimizer = optimizer_from_config(cfg.optim, optimised_params(cfg, model, noise))
     generator = torch.Generator().manual_seed(tc.seed)
 
     step, epoch, position, best, bad_evals = 0, 0, 0, math.inf, 0
+    skipped_in_a_row = 0
     history: list[dict[str, Any]] = []
     if trainer_state is not None:
         model.load_state_dict(load_weights(last))
@@ -271,8 +293,16 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     step += 1
                     position = i + 1
                     lv = float(loss.detach())
-                    if not math.isfinite(lv):
-                        raise FloatingPointError(f"loss became {lv} at step {step}; last checkpoint: {last}")
+                    if math.isfinite(lv):
+                        skipped_in_a_row = 0
+                    else:  # training_step did not apply it
+                        skipped_in_a_row += 1
+                        log({"step": step, "epoch": epoch, "skipped": "non-finite loss or gradient",
+                             "in_a_row": skipped_in_a_row})
+                        if skipped_in_a_row >= MAX_NONFINITE_STEPS:
+                            raise FloatingPointError(
+                                f"the loss or its gradient was not finite {skipped_in_a_row} steps in a row (the "
+                                f"last at step {step}); none of them was applied; last checkpoint: {last}")
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, batch=f"{position}/{n_batches}", loss=f"{lv:.4g}",
                                     seq_s=f"{count / max(time.monotonic() - t0, 1e-9):.1f}")
