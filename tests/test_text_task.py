@@ -430,6 +430,7 @@ def test_a_non_finite_step_is_skipped_and_five_in_a_row_stop_the_run(tmp_path, m
         assert torch.equal(a[k], b[k]), k
     logged = [json.loads(ln) for ln in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "skipped" in r] == [2]
+    assert all(math.isfinite(r["train_loss"]) for r in logged if "train_loss" in r)  # strict JSON: no NaN
 
     monkeypatch.undo()
     _nan_on_calls(monkeypatch, lambda n: n >= 3)

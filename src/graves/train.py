@@ -306,7 +306,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, batch=f"{position}/{n_batches}", loss=f"{lv:.4g}",
                                     seq_s=f"{count / max(time.monotonic() - t0, 1e-9):.1f}")
-                    if step % tc.log_every == 0:
+                    if step % tc.log_every == 0 and math.isfinite(lv):  # a skipped step is logged above
                         log({"step": step, "epoch": epoch, "train_loss": lv, "seconds": time.monotonic() - t_start,
                              **_noise_stats(noise, task)})
                     if tc.eval_every and step % tc.eval_every == 0 and validate():
