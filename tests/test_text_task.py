@@ -396,8 +396,9 @@ def test_adaptive_noise_lr_scale_steps_log_s_faster_and_resume_keeps_it(tmp_path
               progress=False)
 
 
-def _nan_on_calls(monkeypatch, bad):
-    """Make the training task's loss NaN on the given (1-based) calls."""
+def _nan_on_calls(monkeypatch, bad, where="loss"):
+    """Make the training task's loss (``where="loss"``) or only its gradient (``"grad"``: the loss stays
+    finite) NaN on the given (1-based) calls."""
     import graves.train as trainer
 
     real, calls = trainer.build_task, {"n": 0}
@@ -409,7 +410,12 @@ def _nan_on_calls(monkeypatch, bad):
         def loss(model, batch, index=None):
             calls["n"] += 1
             value, count = orig(model, batch, index)
-            return (value * math.nan if bad(calls["n"]) else value), count
+            if not bad(calls["n"]):
+                return value, count
+            if where == "loss":
+                return value * math.nan, count
+            w = next(model.parameters())
+            return value + torch.sqrt(w.sum() * 0.0), count  # adds 0; its gradient is inf · 0 = NaN
 
         task.loss = loss
         return task
@@ -417,12 +423,13 @@ def _nan_on_calls(monkeypatch, bad):
     monkeypatch.setattr(trainer, "build_task", build)
 
 
-def test_a_non_finite_step_is_skipped_and_five_in_a_row_stop_the_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_a_non_finite_step_is_skipped_and_five_in_a_row_stop_the_run(tmp_path, monkeypatch, where):
     from graves.train import MAX_NONFINITE_STEPS, train
 
     base = ["train.eval_every=0", "train.log_every=1"]
     train(_toy(*base, "train.max_steps=1"), tmp_path / "one", progress=False)
-    _nan_on_calls(monkeypatch, lambda n: n == 2)
+    _nan_on_calls(monkeypatch, lambda n: n == 2, where)
     summary = train(_toy(*base, "train.max_steps=2"), tmp_path / "skip", progress=False)
     assert summary["step"] == 2
     a, b = load_weights(tmp_path / "one" / "last"), load_weights(tmp_path / "skip" / "last")
@@ -433,7 +440,7 @@ def test_a_non_finite_step_is_skipped_and_five_in_a_row_stop_the_run(tmp_path, m
     assert all(math.isfinite(r["train_loss"]) for r in logged if "train_loss" in r)  # strict JSON: no NaN
 
     monkeypatch.undo()
-    _nan_on_calls(monkeypatch, lambda n: n >= 3)
+    _nan_on_calls(monkeypatch, lambda n: n >= 3, where)
     with pytest.raises(FloatingPointError, match=f"{MAX_NONFINITE_STEPS} steps in a row"):
         train(_toy(*base, "train.max_steps=20"), tmp_path / "stop", progress=False)
 
