@@ -396,6 +396,32 @@ def test_adaptive_noise_lr_scale_steps_log_s_faster_and_resume_keeps_it(tmp_path
               progress=False)
 
 
+
+def test_adaptive_noise_max_std_holds_during_training_and_applies_on_resume(tmp_path):
+    """noise.max_std bounds every posterior s after each step; a run resumed with a bound is projected onto it."""
+    from graves.train import train
+
+    def s_max(run) -> float:
+        state = torch.load(run / "last" / "trainer.pt", weights_only=True)
+        return max(float(v.exp().max()) for v in state["noise"].values())
+
+    # lr_scale 500 lets log s move by ~0.05 a step, so s leaves 0.075 and crosses 0.08 within two steps
+    free = tmp_path / "free"
+    train(_toy('noise.kind="adaptive"', "noise.lr_scale=500", "train.eval_every=0", "train.max_steps=2"),
+          free, progress=False)
+    assert s_max(free) > 0.08
+    bounded = tmp_path / "bounded"
+    train(_toy('noise.kind="adaptive"', "noise.lr_scale=500", "noise.max_std=0.08", "train.eval_every=0",
+               "train.max_steps=2"), bounded, progress=False)
+    assert s_max(bounded) <= 0.08 * (1 + 1e-6)
+    train(_toy('noise.kind="adaptive"', "noise.lr_scale=500", "noise.max_std=0.08", "train.eval_every=0",
+               "train.max_steps=3"), free, resume=True, progress=False)
+    assert s_max(free) <= 0.08 * (1 + 1e-6)
+    with pytest.raises(ValueError, match="max_std"):
+        train(_toy('noise.kind="adaptive"', "noise.max_std=-1", "train.max_steps=1"), tmp_path / "neg",
+              progress=False)
+
+
 def _nan_on_calls(monkeypatch, bad, where="loss"):
     """Make the training task's loss (``where="loss"``) or only its gradient (``"grad"``: the loss stays
     finite) NaN on the given (1-based) calls."""

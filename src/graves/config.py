@@ -78,6 +78,10 @@ class NoiseConfig:
     # adaptive noise: the log s parameters learn at optim.lr × lr_scale (1 = the same rate as the weights;
     # the paper does not say how s is parameterised or stepped; docs/decisions.md)
     lr_scale: float = 1.0
+    # adaptive noise: an upper bound on every posterior s, enforced after each step (0 = none, the paper).
+    # A weight the data barely constrains can grow a huge s; one behind an exp (the window's kappa-hat,
+    # eq. 51) then makes non-finite draws (docs/decisions.md)
+    max_std: float = 0.0
 
 
 @dataclass(frozen=True)

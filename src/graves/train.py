@@ -92,7 +92,11 @@ def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWe
     if cfg.noise.kind == "weight":
         return WeightNoise(model, std=cfg.noise.std, per_sequence=per_sequence)
     if cfg.noise.kind == "adaptive":
-        return AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence)
+        max_std = cfg.noise.max_std
+        if not (math.isfinite(max_std) and max_std >= 0):
+            raise ValueError(f"noise.max_std must be 0 (no bound) or a positive number, not {max_std!r}")
+        return AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence,
+                                   max_std=max_std or None)
     if cfg.noise.kind != "none":
         raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
     return None
@@ -160,6 +164,8 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
         optimizer.zero_grad(set_to_none=True)
         return torch.full_like(loss.detach(), math.nan), count
     optimizer.step()
+    if isinstance(noise, AdaptiveWeightNoise):
+        noise.bound_()  # noise.max_std (projected gradient descent; no-op without a bound)
     return loss, count
 
 

@@ -174,6 +174,8 @@ class AdaptiveWeightNoise:
         init_std: initial s for every weight (0.075 in the paper).
         per_sequence: read by `noisy_backward` (``True``: one weight sample per sequence, the paper).
         names: optional subset of ``model.named_parameters()`` names.
+        max_std: an upper bound on every s (``None``: none, the paper). It holds from construction on:
+            `load_state_dict` and `bound_` (call it after each optimiser step) project log s onto it.
     """
 
     def __init__(
@@ -182,9 +184,13 @@ class AdaptiveWeightNoise:
         init_std: float = 0.075,
         per_sequence: bool = True,
         names: Iterable[str] | None = None,
+        max_std: float | None = None,
     ) -> None:
         if init_std <= 0:
             raise ValueError(f"init_std must be > 0, got {init_std}")
+        if max_std is not None and not (math.isfinite(max_std) and max_std >= init_std):
+            raise ValueError(f"max_std must be a finite number ≥ init_std ({init_std}), got {max_std}")
+        self.max_std = max_std
         wanted = None if names is None else set(names)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and (wanted is None or n in wanted)]
         if wanted is not None and len(named) != len(wanted):
@@ -200,6 +206,18 @@ class AdaptiveWeightNoise:
     def parameters(self) -> Iterator[nn.Parameter]:
         """The log s parameters, to give to the optimiser beside the model's."""
         return iter(self.log_s)
+
+    def bound_(self) -> int:
+        """Project every s onto ``s ≤ max_std`` in place (a no-op without a bound); returns how many moved."""
+        if self.max_std is None:
+            return 0
+        top = math.log(self.max_std)
+        moved = 0
+        with torch.no_grad():
+            for ls in self.log_s:
+                moved += int((ls > top).sum())
+                ls.clamp_(max=top)
+        return moved
 
     def s(self) -> list[Tensor]:
         """Posterior standard deviations s = exp(log s), differentiable."""
@@ -271,6 +289,7 @@ class AdaptiveWeightNoise:
         with torch.no_grad():
             for name, ls in zip(self.names, self.log_s):
                 ls.copy_(state[name])
+        self.bound_()
 
 
 def noisy_backward(
