@@ -18,6 +18,10 @@ Reported, side by side in one run:
 (c) with ``--sentences bench/sentences.txt``: the net writing our own 50 sentences (capitals, digits,
     punctuation, rare letters) at the same biases (no real counterpart).
 
+Each row also gives the pace, the median points per character of text (synthesised rows: over the lines
+the end rule ended): real lines have ~21.5, and a net whose window crawls while its pen keeps drawing
+shows it here before OCR does.
+
 The model is ``--model CKPT``, else the shipped one, else a randomly initialised 3 × 400 net (CER ≈ 1: the
 benchmark still runs end to end before a trained model exists). Needs Debian's ``tesseract-ocr``
 (``--setup`` installs it with apt-get when ``tesseract`` is missing).
@@ -60,6 +64,12 @@ def levenshtein(a: str, b: str) -> int:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
     return prev[-1]
+
+
+def pace(lines: list[np.ndarray], texts: list[str]) -> float:
+    """Median points per character of text (tokenised spaces included): real IAM-OnDB lines have ~21.5;
+    a line whose window crawls while the pen keeps drawing needs far more (docs/sampling-notes.md)."""
+    return float(np.median([len(o) / max(len(t), 1) for o, t in zip(lines, texts)]))
 
 
 def cer(hyp: str, ref: str) -> float:
@@ -158,7 +168,9 @@ def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidat
                      normaliser=normaliser, substitute=True, retries=retries, candidates=candidates)
     first = sum(r.finished and r.attempts == 1 for r in res)
     last = sum(r.finished for r in res)
-    return [r.offsets for r in res], f"({first} ended by the end rule at the first try, {last} in the end)"
+    ended = [(o.offsets, t) for o, t in zip(res, texts) if o.finished]
+    speed = f"; {pace(*zip(*ended)):.1f} points/char in ended lines" if ended else ""
+    return [r.offsets for r in res], f"({first} ended by the end rule at the first try, {last} in the end{speed})"
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -213,7 +225,8 @@ def main(argv=None) -> int:
     else:
         texts = [ln.text for ln in val]
         report("IAM testset_v (real)", None, None,
-               score([ln.offsets for ln in val], texts, work, "real", a.jobs))
+               score([ln.offsets for ln in val], texts, work, "real", a.jobs),
+               f"({pace([ln.offsets for ln in val], texts):.1f} points/char)")
         for b, k in settings:
             lines, note = synthesise(model, alphabet, normaliser, texts, b, a.seed, a.retries, k)
             report("synthesised, same texts", b, k, score(lines, texts, work, f"val-b{b:g}-k{k}", a.jobs), note)
