@@ -160,12 +160,13 @@ def validation_lines(data_root: str | None, n: int):
     return [lines[i] for i in idx]
 
 
-def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidates):
+def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidates, cap):
     """The lines' offsets and a note: how many lines the end rule ended at the first try and in the end."""
     from graves.sample import line_generators, synthesize
 
     res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(seed, len(texts)),
-                     normaliser=normaliser, substitute=True, retries=retries, candidates=candidates)
+                     normaliser=normaliser, substitute=True, retries=retries, candidates=candidates,
+                     max_steps_per_char=cap)
     first = sum(r.finished and r.attempts == 1 for r in res)
     last = sum(r.finished for r in res)
     ended = [(o.offsets, t) for o, t in zip(res, texts) if o.finished]
@@ -187,6 +188,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retries", type=int, default=None, help="tries after a capped line (default: graves write's)")
     p.add_argument("--candidates", type=int, default=None, help="candidates raced per line (default: graves write's)")
+    p.add_argument("--cap", type=int, default=None,
+                   help="step cap in points per character (default: graves write's); raise it to see a slow net's pace")
     p.add_argument("--jobs", type=int, default=2, help="tesseract processes at once")
     p.add_argument("--keep", help="keep the line images in this folder")
     p.add_argument("--json", help="write the results here")
@@ -200,6 +203,10 @@ def main(argv=None) -> int:
         from graves.sample import DEFAULT_CANDIDATES
 
         a.candidates = DEFAULT_CANDIDATES
+    if a.cap is None:
+        from graves.sample import DEFAULT_STEPS_PER_CHAR
+
+        a.cap = DEFAULT_STEPS_PER_CHAR
     from graves.sample import DEFAULT_BIAS
 
     # (bias, candidates) settings: every bias as graves write writes it, and the plain sampler at the default
@@ -228,17 +235,17 @@ def main(argv=None) -> int:
                score([ln.offsets for ln in val], texts, work, "real", a.jobs),
                f"({pace([ln.offsets for ln in val], texts):.1f} points/char)")
         for b, k in settings:
-            lines, note = synthesise(model, alphabet, normaliser, texts, b, a.seed, a.retries, k)
+            lines, note = synthesise(model, alphabet, normaliser, texts, b, a.seed, a.retries, k, a.cap)
             report("synthesised, same texts", b, k, score(lines, texts, work, f"val-b{b:g}-k{k}", a.jobs), note)
     if a.sentences:
         sents = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
         for b, k in settings:
-            lines, note = synthesise(model, alphabet, normaliser, sents, b, a.seed, a.retries, k)
+            lines, note = synthesise(model, alphabet, normaliser, sents, b, a.seed, a.retries, k, a.cap)
             report("synthesised, sentences", b, k, score(lines, sents, work, f"sent-b{b:g}-k{k}", a.jobs), note)
     print(f"({time.time() - t0:.0f} s; images in {work})")
     if a.json:
         Path(a.json).write_text(json.dumps({"model": what, "rows": rows, "ink_px": INK_PX,
-                                            "stroke_px": STROKE_PX, "retries": a.retries,
+                                            "stroke_px": STROKE_PX, "retries": a.retries, "cap": a.cap,
                                             "candidates": a.candidates}, indent=2))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -41,7 +41,7 @@ class ModelConfig:
     output_clip: float | None = 100.0  # clipping of dL/dŷ (Section 4.2); text nets: none
     fused: bool = True  # the fused LSTM path (proven equal to the reference in tests)
     # Initial value of the κ̂ biases (eq. 48), so that the window starts moving at exp(κ̂) characters per
-    # pen step. The paper gives no initialisation; IAM lines have ~16 points per character, and starting
+    # pen step. The paper gives no initialisation; IAM lines have ~22 points per character, and starting
     # near that rate (−3.0 ≈ log 1/20) rather than ~1 character per step lets the alignment form sooner.
     # None keeps PyTorch's default (uniform ±1/√H, i.e. ~1 character per step).
     window_kappa_bias: float | None = None

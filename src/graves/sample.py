@@ -75,8 +75,9 @@ __all__ = [
 DEFAULT_BIAS = 0.75
 
 #: Hard cap on sampled steps per character of text: a line that has not passed the end of its text by
-#: then stops, with ``finished=False``. IAM-OnDB lines average ~617 points for ~40 characters (~15 per
-#: character); 40 leaves room for large or slow writing but never runs forever.
+#: then stops, with ``finished=False``. IAM-OnDB validation lines average 620 points for 27 characters
+#: (median 21.6 a character, 99th percentile of the training lines 35.5); 40 leaves room for large or slow
+#: writing but never runs forever.
 DEFAULT_STEPS_PER_CHAR = 40
 
 #: How many more times ``graves write`` writes a line that the step cap stopped (see :func:`synthesize`).

@@ -165,7 +165,7 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
         return torch.full_like(loss.detach(), math.nan), count
     optimizer.step()
     if isinstance(noise, AdaptiveWeightNoise):
-        noise.bound_()  # noise.max_std (projected gradient descent; no-op without a bound)
+        noise.bound_()  # deviation: noise.max_std, an upper bound on s (projected; a no-op without a bound)
     return loss, count
 
 
