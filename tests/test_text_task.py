@@ -417,9 +417,10 @@ def test_adaptive_noise_max_std_holds_during_training_and_applies_on_resume(tmp_
     train(_toy('noise.kind="adaptive"', "noise.lr_scale=500", "noise.max_std=0.08", "train.eval_every=0",
                "train.max_steps=3"), free, resume=True, progress=False)
     assert s_max(free) <= 0.08 * (1 + 1e-6)
-    with pytest.raises(ValueError, match="max_std"):
-        train(_toy('noise.kind="adaptive"', "noise.max_std=-1", "train.max_steps=1"), tmp_path / "neg",
-              progress=False)
+    for bad, says in (("-1", "positive"), ("0.05", "at least noise.std")):
+        with pytest.raises(ValueError, match=f"max_std.*{says}"):
+            train(_toy('noise.kind="adaptive"', f"noise.max_std={bad}", "train.max_steps=1"), tmp_path / "bad",
+                  progress=False)
 
 
 def _nan_on_calls(monkeypatch, bad, where="loss"):

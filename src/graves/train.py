@@ -95,6 +95,9 @@ def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWe
         max_std = cfg.noise.max_std
         if not (math.isfinite(max_std) and max_std >= 0):
             raise ValueError(f"noise.max_std must be 0 (no bound) or a positive number, not {max_std!r}")
+        if max_std and max_std < cfg.noise.std:
+            raise ValueError(f"noise.max_std ({max_std:g}) must be at least noise.std ({cfg.noise.std:g}), "
+                             "the posterior's initial s")
         return AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence,
                                    max_std=max_std or None)
     if cfg.noise.kind != "none":
