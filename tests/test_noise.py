@@ -236,14 +236,15 @@ def test_awn_max_std_bounds_s_after_steps_and_on_load():
         awn.log_s[0].fill_(math.log(0.075))
         awn.log_s[0][0, 0] = math.log(28.0)  # the run that broke: one s of 28
         awn.log_s[1].fill_(math.log(0.3))
-    assert awn.bound_() == 1
+    awn.bound_()
     s = [t.detach() for t in awn.s()]
     assert float(s[0][0, 0]) == pytest.approx(0.5)
     assert float(s[0][0, 1]) == pytest.approx(0.075) and torch.allclose(s[1], torch.full((3,), 0.3))
     unbounded = AdaptiveWeightNoise(model, init_std=0.075)
     with torch.no_grad():
         unbounded.log_s[1].fill_(math.log(4.0))
-    assert unbounded.bound_() == 0 and float(unbounded.s()[1].detach().max()) == pytest.approx(4.0)
+    unbounded.bound_()
+    assert float(unbounded.s()[1].detach().max()) == pytest.approx(4.0)
     awn.load_state_dict(unbounded.state_dict())
     assert float(awn.s()[1].detach().max()) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="max_std"):

@@ -207,17 +207,14 @@ class AdaptiveWeightNoise:
         """The log s parameters, to give to the optimiser beside the model's."""
         return iter(self.log_s)
 
-    def bound_(self) -> int:
-        """Project every s onto ``s ≤ max_std`` in place (a no-op without a bound); returns how many moved."""
+    def bound_(self) -> None:
+        """Project every s onto ``s ≤ max_std`` in place (a no-op without a bound)."""
         if self.max_std is None:
-            return 0
+            return
         top = math.log(self.max_std)
-        moved = 0
         with torch.no_grad():
             for ls in self.log_s:
-                moved += int((ls > top).sum())
                 ls.clamp_(max=top)
-        return moved
 
     def s(self) -> list[Tensor]:
         """Posterior standard deviations s = exp(log s), differentiable."""
