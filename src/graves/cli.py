@@ -241,8 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; ``section.key=value`` overrides may come before or after the options.
+
+    argparse fills the ``overrides`` positional in one go with the words right after the config or
+    checkpoint, so in ``graves eval CKPT --dynamic optim.lr=1e-3`` the override would be left over
+    (``parse_intermixed_args`` does not support subcommands). Left-over words of that form are added to
+    ``overrides`` in order; anything else left over is still an error.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        stray = [w for w in extra if w.startswith("-") or "=" not in w]
+        if stray or not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     from graves.errors import USER_ERRORS
 
     try:
