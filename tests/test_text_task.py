@@ -542,6 +542,24 @@ def test_cli_reports_a_bad_override_key(tmp_path):
     assert rc == 2 and "train.seq_len must be an integer" in err
 
 
+def test_cli_overrides_may_follow_the_options(capsys):
+    from graves.cli import _parse
+
+    # as written in docs/results.md: the optimiser of --dynamic after the options
+    a = _parse(["eval", "CKPT", "--split", "test", "--dynamic", "optim.name=sgd", "optim.lr=1e-3"])
+    assert (a.checkpoint, a.split, a.dynamic) == ("CKPT", "test", True)
+    assert a.overrides == ["optim.name=sgd", "optim.lr=1e-3"]
+    a = _parse(["train", "C.toml", "train.max_steps=3", "--run-dir", "R", "--resume", "optim.lr=5e-4"])
+    assert (a.run_dir, a.resume, a.overrides) == ("R", True, ["train.max_steps=3", "optim.lr=5e-4"])
+    for argv in (["eval", "CKPT", "--split", "test", "stray"],  # not key=value
+                 ["eval", "CKPT", "--bogus"],
+                 ["sample", "CKPT", "--length", "5", "optim.lr=1"]):  # sample takes no overrides
+        with pytest.raises(SystemExit) as e:
+            _parse(argv)
+        assert e.value.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err
+
+
 def test_cli_reports_unknown_characters_in_the_prime(tmp_path):
     from graves.train import train
 
@@ -578,6 +596,14 @@ def test_paper_configs_state_the_paper(name):
     if name == "enwik8":
         t = cfg.train
         assert (t.seq_len, t.reset_every, t.shuffle, cfg.data.split) == (100, 100, False, "paper")
+
+
+def test_ptb_char_fast_is_table_1s_net_with_only_the_named_deviations():
+    paper, fast = (load_config(REPO / "configs" / f"{n}.toml") for n in ("ptb-char", "ptb-char-fast"))
+    assert fast.model == paper.model and fast.data == paper.data and fast.noise == paper.noise
+    assert (fast.optim.name, fast.train.batch_size) == ("adam", 32)  # the deviations its comments name
+    same = ("seq_len", "reset_every", "shuffle", "epochs")
+    assert [getattr(fast.train, k) for k in same] == [getattr(paper.train, k) for k in same]
 
 
 @pytest.mark.parametrize("name", ["ptb-char-small", "wiki-small", "toy-text"])
