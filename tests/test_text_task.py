@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -606,7 +607,23 @@ def test_ptb_char_fast_is_table_1s_net_with_only_the_named_deviations():
     assert [getattr(fast.train, k) for k in same] == [getattr(paper.train, k) for k in same]
 
 
-@pytest.mark.parametrize("name", ["ptb-char-small", "wiki-small", "toy-text"])
+def test_ptb_word_small_differs_from_table_1s_word_net_only_where_its_comments_say():
+    paper, small = (load_config(REPO / "configs" / f"{n}.toml") for n in ("ptb-word", "ptb-word-small"))
+    assert small.data == paper.data and small.noise == paper.noise
+    assert small.model == dataclasses.replace(paper.model, hidden_size=256)
+    assert (small.optim.name, small.train.batch_size) == ("adam", 32)
+    same = ("seq_len", "reset_every", "shuffle", "epochs")
+    assert [getattr(small.train, k) for k in same] == [getattr(paper.train, k) for k in same]
+
+
+def test_ptb_word_small_wn_chains_from_ptb_word_small_with_the_papers_noise():
+    small, wn = (load_config(REPO / "configs" / f"{n}.toml") for n in ("ptb-word-small", "ptb-word-small-wn"))
+    assert wn.model == small.model and wn.data == small.data
+    assert (wn.noise.kind, wn.noise.std, wn.noise.per) == ("weight", 0.075, "batch")
+    assert wn.train.init_from == "runs/ptb-word-small/best" and wn.train.batch_size == small.train.batch_size
+
+
+@pytest.mark.parametrize("name", ["ptb-char-small", "ptb-word-small", "ptb-word-small-wn", "wiki-small", "toy-text"])
 def test_small_configs_load(name):
     cfg = load_config(REPO / "configs" / f"{name}.toml")
     assert cfg.model.kind == "text" and cfg.model.lstm_clip == 1.0
