@@ -599,21 +599,15 @@ def test_paper_configs_state_the_paper(name):
         assert (t.seq_len, t.reset_every, t.shuffle, cfg.data.split) == (100, 100, False, "paper")
 
 
-def test_ptb_char_fast_is_table_1s_net_with_only_the_named_deviations():
-    paper, fast = (load_config(REPO / "configs" / f"{n}.toml") for n in ("ptb-char", "ptb-char-fast"))
-    assert fast.model == paper.model and fast.data == paper.data and fast.noise == paper.noise
-    assert (fast.optim.name, fast.train.batch_size) == ("adam", 32)  # the deviations its comments name
+@pytest.mark.parametrize("paper_name, name, hidden_size", [("ptb-char", "ptb-char-fast", 1000),
+                                                          ("ptb-word", "ptb-word-small", 256)])
+def test_batched_text_configs_differ_from_table_1_only_where_their_comments_say(paper_name, name, hidden_size):
+    paper, cfg = (load_config(REPO / "configs" / f"{n}.toml") for n in (paper_name, name))
+    assert cfg.data == paper.data and cfg.noise == paper.noise
+    assert cfg.model == dataclasses.replace(paper.model, hidden_size=hidden_size)
+    assert (cfg.optim.name, cfg.train.batch_size) == ("adam", 32)  # the deviations its comments name
     same = ("seq_len", "reset_every", "shuffle", "epochs")
-    assert [getattr(fast.train, k) for k in same] == [getattr(paper.train, k) for k in same]
-
-
-def test_ptb_word_small_differs_from_table_1s_word_net_only_where_its_comments_say():
-    paper, small = (load_config(REPO / "configs" / f"{n}.toml") for n in ("ptb-word", "ptb-word-small"))
-    assert small.data == paper.data and small.noise == paper.noise
-    assert small.model == dataclasses.replace(paper.model, hidden_size=256)
-    assert (small.optim.name, small.train.batch_size) == ("adam", 32)
-    same = ("seq_len", "reset_every", "shuffle", "epochs")
-    assert [getattr(small.train, k) for k in same] == [getattr(paper.train, k) for k in same]
+    assert [getattr(cfg.train, k) for k in same] == [getattr(paper.train, k) for k in same]
 
 
 def test_ptb_word_small_wn_chains_from_ptb_word_small_with_the_papers_noise():
