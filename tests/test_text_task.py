@@ -319,11 +319,11 @@ def _toy(*overrides: str) -> Config:
     return load_config(TOY, [f'data.root="{root.parent}"', *overrides])
 
 
-@pytest.mark.parametrize("noise", ["none", "adaptive"])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, noise):
+@pytest.mark.parametrize("setting", ['noise.kind="none"', 'noise.kind="adaptive"', "train.ema_decay=0.5"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, setting):
     from graves.train import train
 
-    extra = [f'noise.kind="{noise}"', "train.eval_every=0", "train.max_steps=8"]
+    extra = [setting, "train.eval_every=0", "train.max_steps=8"]
     train(_toy(*extra), tmp_path / "whole", progress=False)
     train(_toy(*extra[:-1], "train.max_steps=4"), tmp_path / "split", progress=False)  # interrupted at 4
     half = load_weights(tmp_path / "split" / "last")
@@ -333,6 +333,44 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, noise):
     assert any(not torch.equal(half[k], b[k]) for k in a)  # the resumed run did train
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    ema_a, ema_b = (torch.load(tmp_path / run / "last" / "trainer.pt", weights_only=True)["ema"]
+                    for run in ("whole", "split"))
+    assert set(ema_a) == set(ema_b) and bool(ema_a) == ("ema_decay" in setting)
+    for k in ema_a:  # the average of the weights, too, continues exactly
+        assert torch.equal(ema_a[k], ema_b[k]), k
+
+
+def test_weight_averaging_validates_and_saves_the_average_and_leaves_training_alone(tmp_path):
+    """train.ema_decay: best = w̄ with w̄ = w_0, then w̄ ← d·w̄ + (1 − d)·w_t after each step; `last` and the
+    training trajectory are those of the run without averaging; each validation also reports the raw weights."""
+    from graves.train import train
+
+    train(_toy("train.max_steps=2", "train.eval_every=0"), tmp_path / "start", progress=False)
+    start = tmp_path / "start" / "last"
+    common = [f'train.init_from="{start}"', "train.eval_every=0"]
+    w = [load_weights(start)]
+    for k in (1, 2, 3):
+        train(_toy(*common, f"train.max_steps={k}"), tmp_path / f"plain{k}", progress=False)
+        w.append(load_weights(tmp_path / f"plain{k}" / "last"))
+    run = tmp_path / "ema"
+    train(_toy(*common, "train.max_steps=3", "train.ema_decay=0.5"), run, progress=False)
+    last, best = load_weights(run / "last"), load_weights(run / "best")
+    for k in w[3]:
+        assert torch.equal(last[k], w[3][k]), k  # averaging does not touch the training weights
+        expect = 0.125 * w[0][k] + 0.125 * w[1][k] + 0.25 * w[2][k] + 0.5 * w[3][k]
+        torch.testing.assert_close(best[k], expect, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(best[k], last[k]) for k in last)
+    records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    checks = [r for r in records if "valid" in r]
+    assert checks and all("valid_raw" in r for r in checks)
+    raw = checks[-1]["valid_raw"]["loss"]
+    assert raw == pytest.approx(json.loads((tmp_path / "plain3" / "metrics.jsonl").read_text().splitlines()[-1])
+                                ["valid"]["loss"], rel=1e-6)
+    assert checks[-1]["valid"]["loss"] != pytest.approx(raw, rel=1e-6)
+    assert "moving average" in load_meta(run / "best")["weights"]
+    for bad in ("1", "-0.1"):
+        with pytest.raises(ValueError, match=r"train.ema_decay must be in \[0, 1\)"):
+            train(_toy(f"train.ema_decay={bad}", "train.max_steps=1"), tmp_path / "bad", progress=False)
 
 
 def test_resume_takes_the_learning_rate_from_the_config(tmp_path):

@@ -101,6 +101,10 @@ class TrainConfig:
     threads: int = 0  # torch threads (0 = torch's default)
     init_from: str = ""  # start from this checkpoint's weights (the paper chains runs this way)
     log_every: int = 10
+    # deviation: validate, early-stop on and save as `best` an exponential moving average of the weights
+    # (Polyak averaging; w̄ ← d·w̄ + (1 − d)·w after every applied step). 0 = off, the paper. `last` keeps
+    # the training weights, with the average in its trainer state (docs/decisions.md)
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)

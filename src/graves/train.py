@@ -19,6 +19,12 @@ builds the model from the config and provides:
 Logging happens here and only here: a progress bar on stderr, and one JSON line per log step in
 ``metrics.jsonl`` in the run directory (step, epoch, train_loss, seconds; with adaptive weight noise also
 the KL term and the spread of the posterior's s; a ``valid`` record at each validation).
+
+With ``train.ema_decay`` > 0 (a deviation) the loop keeps an exponential moving average of the weights,
+updated after every applied step; validation, early stopping and ``best`` use the average, and each
+``valid`` record also holds ``valid_raw``, the training weights' metrics, so the two can be compared.
+``last`` holds the training weights and carries the average in its trainer state, so ``--resume`` is
+exact; a run resumed with averaging newly switched on starts the average from its current weights.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
@@ -208,6 +215,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
     noise = build_noise(cfg, model)
     optimizer = optimizer_from_config(cfg.optim, optimised_params(cfg, model, noise))
+    if not (0.0 <= tc.ema_decay < 1.0):
+        raise ValueError(f"train.ema_decay must be in [0, 1) (0 = no averaging), not {tc.ema_decay!r}")
+    averaged = None
     generator = torch.Generator().manual_seed(tc.seed)
 
     step, epoch, position, best, bad_evals = 0, 0, 0, math.inf, 0
@@ -235,6 +245,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         step, epoch, position = trainer_state["step"], trainer_state["epoch"], trainer_state["position"]
         best, bad_evals = trainer_state["best"], trainer_state["bad_evals"]
         history = trainer_state["history"]
+    if tc.ema_decay:
+        # deviation: train.ema_decay (Polyak averaging). The copy starts equal to the current weights.
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay))
+        if trainer_state is not None and trainer_state.get("ema"):
+            averaged.load_state_dict(trainer_state["ema"])
+        else:
+            averaged.update_parameters(model)
 
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
     metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
@@ -245,8 +262,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         metrics_file.flush()
 
     def save(which: str) -> None:
-        weights = model.state_dict()  # outside noise.sample() the model holds the clean weights / posterior means
+        # Outside noise.sample() the model holds the clean weights / posterior means; `best` is the
+        # validated model, the average when there is one.
+        source = averaged.module if averaged is not None and which == "best" else model
+        weights = source.state_dict()
         meta = {"config": cfg.to_dict(), "step": step, "epoch": epoch, "history": history, **task.meta()}
+        if source is not model:
+            meta["weights"] = f"exponential moving average of the training weights, decay {tc.ema_decay:g}"
         state = {
             "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(),
@@ -259,14 +281,17 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             "best": best,
             "bad_evals": bad_evals,
             "history": history,
+            "ema": averaged.state_dict() if averaged is not None else {},
         }
         save_checkpoint(run_dir / which, weights, meta, state if which == "last" else None)
 
     def validate() -> bool:
         """Evaluate, record, checkpoint; True when early stopping says stop."""
         nonlocal best, bad_evals
-        metrics = task.evaluate(model, "valid")
+        metrics = task.evaluate(averaged.module if averaged is not None else model, "valid")
         record = {"step": step, "epoch": epoch, "minutes": (time.monotonic() - t_start) / 60, "valid": metrics}
+        if averaged is not None:
+            record["valid_raw"] = task.evaluate(model, "valid")
         history.append(record)
         log(record)
         improved = metrics["loss"] < best
@@ -301,6 +326,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     lv = float(loss.detach())
                     if math.isfinite(lv):
                         skipped_in_a_row = 0
+                        if averaged is not None:
+                            averaged.update_parameters(model)
                     else:  # training_step did not apply it
                         skipped_in_a_row += 1
                         log({"step": step, "epoch": epoch, "skipped": "non-finite loss or gradient",
