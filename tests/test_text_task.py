@@ -373,6 +373,30 @@ def test_weight_averaging_validates_and_saves_the_average_and_leaves_training_al
             train(_toy(f"train.ema_decay={bad}", "train.max_steps=1"), tmp_path / "bad", progress=False)
 
 
+def test_weight_averaging_under_adaptive_noise_averages_the_posterior_means(tmp_path):
+    """With adaptive weight noise the average is taken over the clean means μ after each step, never over a
+    noisy draw w = μ + s·ξ, and the posterior's s (the trainer state) are those of the run without averaging."""
+    from graves.train import train
+
+    train(_toy("train.max_steps=2", "train.eval_every=0"), tmp_path / "start", progress=False)
+    common = ['noise.kind="adaptive"', 'noise.per="batch"', f'train.init_from="{tmp_path / "start" / "last"}"',
+              "train.eval_every=0"]
+    mu = [load_weights(tmp_path / "start" / "last")]
+    for k in (1, 2):
+        train(_toy(*common, f"train.max_steps={k}"), tmp_path / f"plain{k}", progress=False)
+        mu.append(load_weights(tmp_path / f"plain{k}" / "last"))
+    run = tmp_path / "ema"
+    train(_toy(*common, "train.max_steps=2", "train.ema_decay=0.5"), run, progress=False)
+    best = load_weights(run / "best")
+    for k in mu[2]:
+        torch.testing.assert_close(best[k], 0.25 * mu[0][k] + 0.25 * mu[1][k] + 0.5 * mu[2][k], rtol=1e-5, atol=1e-6)
+    noise_of = lambda d: torch.load(d / "last" / "trainer.pt", weights_only=True)["noise"]  # noqa: E731
+    with_avg, without = noise_of(run), noise_of(tmp_path / "plain2")
+    assert with_avg.keys() == without.keys() and with_avg
+    for k in without:
+        assert torch.equal(with_avg[k], without[k]), k
+
+
 def test_resume_takes_the_learning_rate_from_the_config(tmp_path):
     """`--resume optim.lr=...` changes the rate of the continued run, not the one saved with the optimizer."""
     from graves.train import train
