@@ -108,6 +108,19 @@ def _cmd_write(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from graves.sample import SampleError
+
+    if not 1 <= a.port <= 65535:
+        raise SampleError(f"--port must be 1 to 65535, got {a.port}")
+    if a.max_chars < 1:
+        raise SampleError(f"--max-chars must be at least 1, got {a.max_chars}")
+    from graves.web import Limits, serve
+
+    serve(host=a.host, port=a.port, model=a.model, limits=Limits(max_chars=a.max_chars))
+    return 0
+
+
 def _cmd_plot(a: argparse.Namespace) -> int:
     from graves import plots
 
@@ -181,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--stroke-width", type=float, default=None, help="pen width in pixels (default 2)")
     w.add_argument("--background", help="page colour, or 'none' for transparent (default white)")
     w.set_defaults(func=_cmd_write)
+
+    sv = sub.add_parser("serve", help="the web page: write handwriting in the browser (pip install 'graves[web]')")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
+    sv.add_argument("--max-chars", type=int, default=400, help="the longest text one request may ask for")
+    sv.set_defaults(func=_cmd_serve)
 
     t = sub.add_parser("train", help="train an experiment from a TOML config")
     t.add_argument("config")

@@ -59,6 +59,7 @@ __all__ = [
     "iam_folder",
     "load_iam_line",
     "load_primer",
+    "primer_from_json",
     "median_step",
     "parse_inkml",
     "parse_json_strokes",
@@ -264,6 +265,29 @@ def load_iam_line(line_id: str, data_root: str | Path | None) -> tuple[np.ndarra
     if not line.text:
         raise PrimerError(f"IAM-OnDB line {line_id!r} has no transcription in the database")
     return np.asarray(line.offsets, dtype=np.float32).copy(), line.text
+
+
+def primer_from_json(
+    data: Any,
+    text: str | None = None,
+    y_down: bool = True,
+    rescale: bool = True,
+    where: str = "JSON primer",
+    max_points: int | None = None,
+) -> Primer:
+    """A primer from already-decoded JSON strokes (what a browser canvas sends; see the module docstring).
+
+    The same preprocessing as a ``.json`` file given to :func:`load_primer`. ``max_points`` bounds the
+    number of points (a server's guard against huge uploads); ``text`` overrides one in ``data``.
+
+    Raises:
+        PrimerError: malformed strokes, too few or too many points (the message says which).
+    """
+    strokes, found = parse_json_strokes(data, y_down=y_down, where=where)
+    total = sum(len(s) for s in strokes)
+    if max_points is not None and total > max_points:
+        raise PrimerError(f"{where}: {total} points, more than the {max_points} accepted")
+    return Primer(_user_offsets(strokes, rescale), text if text is not None else found, where)
 
 
 def load_primer(

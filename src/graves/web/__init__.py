@@ -1,0 +1,256 @@
+"""The web page: type a text, get handwriting, in the browser (``graves serve``).
+
+A small ASGI app (Starlette) over :func:`graves.write`, the same call as ``graves write``: one static
+page and a JSON API. Nothing here samples or draws by itself.
+
+    GET  /              the page (``static/index.html``: plain HTML, CSS and JavaScript, no build step)
+    GET  /api/info      the model's alphabet, its number of styles, the defaults and the limits
+    POST /api/write     JSON in, an SVG or PNG out (the request's fields: :func:`parse_write_request`)
+
+A request the model cannot serve is answered with ``{"error": "..."}``, the library's own message: 400
+for a malformed request (not JSON, a field of the wrong type), 413 for one over the limits (text
+length, upload size, primer points), 422 for a well-formed one the model cannot write (an empty text,
+a character outside its alphabet, a bad colour, an unusable primer). Writing is CPU-bound, so requests
+are written one at a time, in a worker thread, while the server keeps answering the others.
+
+The server binds to 127.0.0.1 by default: it is a local tool. It has no accounts, no storage and no
+rate limit beyond the one-at-a-time queue; put it behind a real front end before exposing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from graves.data.alphabet import Alphabet, UnknownCharacterError
+from graves.data.primer import PrimerError, primer_from_json
+from graves.sample import DEFAULT_BIAS, SampleError, _cached_synthesizer, _check_render_options, load_styles, write
+
+__all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_request", "serve"]
+
+STATIC = resources.files("graves.web") / "static"
+
+
+class WebError(Exception):
+    """A request the page cannot serve; ``status`` is the HTTP status, the message goes to the user."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for (the server's guard against runaway work).
+
+    Attributes:
+        max_chars: characters of text (about 1 s of CPU per 40 with the shipped model).
+        max_body: bytes of the request body.
+        max_primer_points: points of a primer drawn on the page.
+    """
+
+    max_chars: int = 400
+    max_body: int = 1_000_000
+    max_primer_points: int = 5_000
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """A parsed ``POST /api/write``: the arguments of :func:`graves.write` and of the renderer."""
+
+    text: str
+    bias: float
+    seed: int
+    width: int
+    style: int | None
+    prime: Any  # a Primer or None
+    substitute: bool
+    format: str  # "svg" or "png"
+    render: dict[str, Any]
+
+
+def _field(body: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any, what: str) -> Any:
+    v = body.get(key, default)
+    if v is None:
+        return default
+    if isinstance(v, bool) and bool not in kinds or not isinstance(v, kinds):
+        raise WebError(400, f'"{key}" must be {what}, got {json.dumps(v)[:40]}')
+    return v
+
+
+def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
+    """Check a ``POST /api/write`` body and turn it into a :class:`WriteRequest`.
+
+    The body is a JSON object::
+
+        {"text": "Hello",            required; line breaks kept, long lines wrapped at "width"
+         "bias": 0.75,               b >= 0 (eqs. 61-62); default: graves write's default
+         "seed": 0,                  an integer in [0, 2**63)
+         "width": 50,                wrap lines at this many characters (10-200)
+         "style": 1,                 a shipped style, or null
+         "prime": {"strokes": [[[x, y], ...], ...], "text": "what they say"},   your own handwriting,
+                                     screen coordinates (y down), as a canvas gives them; or null
+         "substitute": false,        replace characters the model cannot write (documented table)
+         "format": "svg",            "svg" or "png"
+         "colour": "black", "stroke_width": 2, "background": "white" (or null: transparent)}
+
+    Raises:
+        WebError: 400, 413 or 422 (module docstring) with a message for the user.
+    """
+    if len(raw) > limits.max_body:
+        raise WebError(413, f"the request is {len(raw):,} bytes, more than the {limits.max_body:,} accepted")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebError(400, f"the request is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise WebError(400, "the request must be a JSON object with at least a \"text\"")
+    unknown = sorted(set(body) - {"text", "bias", "seed", "width", "style", "prime", "substitute", "format",
+                                  "colour", "stroke_width", "background"})
+    if unknown:
+        raise WebError(400, f"unknown field(s) {', '.join(map(repr, unknown))}")
+    text = _field(body, "text", (str,), "", "a string")
+    if len(text) > limits.max_chars:
+        raise WebError(413, f"the text has {len(text)} characters; this server writes at most {limits.max_chars}")
+    bias = _field(body, "bias", (int, float), DEFAULT_BIAS, "a number")
+    if not math.isfinite(bias) or bias < 0:
+        raise WebError(422, f"the sampling bias must be a number >= 0 (eqs. 61-62), got {bias}")
+    seed = _field(body, "seed", (int,), 0, "an integer")
+    if not 0 <= seed < 2**63:
+        raise WebError(422, f"the seed must be in [0, 2**63), got {seed}")
+    width = _field(body, "width", (int,), 50, "an integer")
+    if not 10 <= width <= 200:
+        raise WebError(422, f"the line width must be 10 to 200 characters, got {width}")
+    style = _field(body, "style", (int,), None, "an integer or null")
+    substitute = _field(body, "substitute", (bool,), False, "true or false")
+    fmt = _field(body, "format", (str,), "svg", '"svg" or "png"')
+    if fmt not in ("svg", "png"):
+        raise WebError(422, f'the format must be "svg" or "png", got {fmt!r}')
+    render: dict[str, Any] = {}
+    if body.get("colour") is not None:
+        render["colour"] = _field(body, "colour", (str,), None, "a colour name or #rrggbb")
+    if body.get("stroke_width") is not None:
+        render["stroke_width"] = _field(body, "stroke_width", (int, float), None, "a number")
+        if not render["stroke_width"] <= 20:
+            raise WebError(422, f"the pen width must be at most 20 pixels, got {render['stroke_width']}")
+    if "background" in body:
+        render["background"] = _field(body, "background", (str,), None, "a colour or null")
+    try:
+        _check_render_options(render)
+    except SampleError as exc:
+        raise WebError(422, str(exc)) from None
+    prime = None
+    if body.get("prime") is not None:
+        if style is not None:
+            raise WebError(422, "choose one of a style and your own handwriting")
+        data = body["prime"]
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            raise WebError(400, '"prime" must be {"strokes": [...], "text": "what the strokes say"}')
+        if not data["text"].strip():
+            raise WebError(422, "write what your handwriting says (its transcription), so the model can follow it")
+        if len(data["text"]) > limits.max_chars:
+            raise WebError(413, f"the transcription has more than {limits.max_chars} characters")
+        try:
+            prime = primer_from_json(data, where="your handwriting", max_points=limits.max_primer_points)
+        except PrimerError as exc:
+            status = 413 if "more than the" in str(exc) else 422
+            raise WebError(status, str(exc)) from None
+    return WriteRequest(text, float(bias), seed, width, style, prime, substitute, fmt, render)
+
+
+def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
+    """Write and draw one request (in a worker thread): the image bytes and the response headers."""
+    t0 = time.perf_counter()
+    hw = write(req.text, model=model, bias=req.bias, seed=req.seed, width=req.width, style=req.style,
+               prime=req.prime, substitute=req.substitute)
+    data = hw.png(**req.render) if req.format == "png" else hw.svg(**req.render).encode("utf-8")
+    headers = {
+        "X-Graves-Lines": str(len(hw.lines)),
+        "X-Graves-Unfinished": ",".join(map(str, hw.unfinished)),
+        "X-Graves-Seconds": f"{time.perf_counter() - t0:.2f}",
+        "Cache-Control": "no-store",
+    }
+    return data, headers
+
+
+def create_app(model: Any = None, limits: Limits = Limits()):
+    """The ASGI app. ``model``: a synthesis checkpoint directory (None: the shipped model).
+
+    The model is loaded here, so a missing or corrupt checkpoint fails before the server starts.
+    """
+    try:
+        from starlette.applications import Starlette
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
+        from starlette.responses import HTMLResponse, JSONResponse, Response
+        from starlette.routing import Route
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise SampleError("the web page needs Starlette and uvicorn: pip install 'graves[web]'") from None
+
+    _, meta, where = _cached_synthesizer(model)
+    alphabet = Alphabet.from_dict(meta["alphabet"])
+    # a checkpoint of one's own may come without styles.json; a broken one still fails here
+    has_styles = where is not None and (where / "styles.json").is_file()
+    n_styles = len(load_styles(where)) if has_styles else 0
+    info = {
+        "alphabet": "".join(alphabet.characters),
+        "styles": n_styles,
+        "default_bias": DEFAULT_BIAS,
+        "max_chars": limits.max_chars,
+        "max_primer_points": limits.max_primer_points,
+        "model": "shipped" if model is None else str(where),
+    }
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    lock = asyncio.Lock()
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        kinds = {"app.js": "text/javascript", "style.css": "text/css"}
+        if name not in kinds:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return Response((STATIC / name).read_bytes(), media_type=kinds[name])
+
+    async def api_info(request: Request) -> Response:
+        return JSONResponse(info)
+
+    async def api_write(request: Request) -> Response:
+        try:
+            size = int(request.headers.get("content-length") or 0)
+            if size > limits.max_body:
+                raise WebError(413, f"the request is {size:,} bytes, more than the {limits.max_body:,} accepted")
+            req = parse_write_request(await request.body(), limits)
+            async with lock:  # one page at a time: writing uses every core
+                data, headers = await run_in_threadpool(_render, req, model)
+        except WebError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except (SampleError, UnknownCharacterError, PrimerError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        kind = "image/png" if req.format == "png" else "image/svg+xml"
+        return Response(data, media_type=kind, headers=headers)
+
+    routes = [
+        Route("/", index),
+        Route("/static/{name}", asset),
+        Route("/api/info", api_info),
+        Route("/api/write", api_write, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: Limits = Limits()) -> None:
+    """Run the page with uvicorn until interrupted (``graves serve``)."""
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise SampleError("the web page needs Starlette and uvicorn: pip install 'graves[web]'") from None
+    app = create_app(model, limits)
+    print(f"graves: writing at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,162 @@
+"""The web page's API (``graves serve``): a thin layer over graves.write, and its error answers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx2")
+from starlette.testclient import TestClient  # noqa: E402
+
+import graves  # noqa: E402
+from graves.cli import main  # noqa: E402
+from graves.data.strokes import offsets_to_strokes  # noqa: E402
+from graves.errors import USER_ERRORS  # noqa: E402
+from graves.sample import load_styles, shipped_model_dir  # noqa: E402
+from graves.web import Limits, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app(limits=Limits(max_chars=60, max_body=60_000, max_primer_points=900)))
+
+
+def _post(client: TestClient, body) -> object:
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post("/api/write", content=data, headers={"Content-Type": "application/json"})
+
+
+def _paths(svg: bytes) -> int:
+    root = ElementTree.fromstring(svg)
+    return len(root.findall(".//{http://www.w3.org/2000/svg}path"))
+
+
+def test_the_page_and_its_assets_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for element in ('id="write-form"', 'id="text"', 'id="bias"', 'id="style"', 'id="pad"', 'src="/static/app.js"'):
+        assert element in page.text
+    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
+    assert client.get("/static/../__init__.py").status_code == 404
+    assert client.get("/static/secret.py").status_code == 404
+
+
+def test_info_describes_the_shipped_model(client):
+    info = client.get("/api/info").json()
+    assert info["styles"] == len(load_styles()) > 0
+    meta = json.loads((shipped_model_dir() / "checkpoint.json").read_text())
+    assert info["alphabet"] == meta["alphabet"]["characters"]
+    assert info["max_chars"] == 60 and info["model"] == "shipped"
+
+
+def test_a_written_page_is_exactly_what_graves_write_gives(client):
+    r = _post(client, {"text": "Hi there", "seed": 5, "bias": 1.0, "colour": "navy", "stroke_width": 3})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/svg+xml"
+    assert r.headers["x-graves-lines"] == "1" and r.headers["x-graves-unfinished"] == ""
+    expected = graves.write("Hi there", seed=5, bias=1.0).svg(colour="navy", stroke_width=3)
+    assert r.content == expected.encode("utf-8")
+    assert _paths(r.content) > 0
+    # another seed, another page
+    assert _post(client, {"text": "Hi there", "seed": 6, "bias": 1.0}).content != r.content
+
+
+def test_png_and_styles(client):
+    r = _post(client, {"text": "Hello", "format": "png", "style": 1, "background": None})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png" and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    two = _post(client, {"text": "one two three four five", "width": 10})
+    assert two.status_code == 200 and int(two.headers["x-graves-lines"]) >= 2
+
+
+def _drawn(style: int = 0) -> list[list[list[float]]]:
+    """A style's line as a canvas would send it: strokes of [x, y] screen points (y down), scaled."""
+    offsets = load_styles()[style].offsets
+    return [[[round(float(x) * 0.3, 1), round(-float(y) * 0.3, 1)] for x, y in s] for s in offsets_to_strokes(offsets)]
+
+
+def test_your_own_handwriting_primes_the_page(client):
+    strokes = _drawn(0)
+    text = load_styles()[0].text
+    r = _post(client, {"text": "in my hand", "prime": {"strokes": strokes, "text": text}})
+    assert r.status_code == 200, r.text
+    plain = _post(client, {"text": "in my hand"})
+    assert r.content != plain.content
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b"not json", 400, "not JSON"),
+        ([1, 2], 400, "JSON object"),
+        ({"text": "a", "speed": 3}, 400, "unknown field"),
+        ({"text": 5}, 400, '"text" must be a string'),
+        ({"text": "a", "bias": "high"}, 400, '"bias" must be a number'),
+        ({"text": "a", "bias": True}, 400, '"bias" must be a number'),
+        ({"text": "a", "seed": 1.5}, 400, '"seed" must be an integer'),
+        ({"text": "a", "substitute": "yes"}, 400, "true or false"),
+        ({"text": "a", "prime": [[[0, 0], [1, 1]]]}, 400, '"prime" must be'),
+        ({"text": "x" * 61}, 413, "at most 60"),
+        ({"text": ""}, 422, "empty"),
+        ({"text": "   \n "}, 422, "empty"),
+        ({"text": "5 €"}, 422, "'€'"),
+        ({"text": "a", "bias": -1}, 422, "bias"),
+        ({"text": "a", "seed": -1}, 422, "seed"),
+        ({"text": "a", "width": 3}, 422, "width"),
+        ({"text": "a", "style": 99}, 422, "no style 99"),
+        ({"text": "a", "format": "gif"}, 422, "format"),
+        ({"text": "a", "colour": 'red" onload="alert(1)'}, 422, "not a colour"),
+        ({"text": "a", "stroke_width": 0}, 422, "stroke width"),
+        ({"text": "a", "stroke_width": 500}, 422, "at most 20"),
+        ({"text": "a", "style": 0, "prime": {"strokes": [[[0, 0], [5, 5]]], "text": "a"}}, 422, "one of"),
+        ({"text": "a", "prime": {"strokes": [[[0, 0], [5, 5]]], "text": " "}}, 422, "transcription"),
+        ({"text": "a", "prime": {"strokes": [[[0, 0]]], "text": "a"}}, 422, "at least 2 points"),
+        ({"text": "a", "prime": {"strokes": [[[0, "x"]]], "text": "a"}}, 422, "point 0"),
+        ({"text": "a", "prime": {"strokes": [[[i, i % 7] for i in range(901)]], "text": "a"}}, 413, "901 points"),
+        ("x" * 60_001, 413, "60,001 bytes"),
+    ],
+)
+def test_bad_requests_get_a_clear_answer(client, body, status, says):
+    r = _post(client, body)
+    assert r.status_code == status, r.text
+    assert says in r.json()["error"]
+
+
+def test_substitution_is_an_option(client):
+    assert _post(client, {"text": "café"}).status_code == 422
+    assert _post(client, {"text": "café", "substitute": True}).status_code == 200
+
+
+def test_a_checkpoint_without_styles_serves_no_styles(tmp_path):
+    for name in ("model.safetensors", "checkpoint.json"):
+        shutil.copy(shipped_model_dir() / name, tmp_path / name)
+    info = TestClient(create_app(model=str(tmp_path))).get("/api/info").json()
+    assert info["styles"] == 0 and info["model"] == str(tmp_path)
+
+
+def test_a_corrupt_checkpoint_fails_before_serving(tmp_path):
+    shutil.copy(shipped_model_dir() / "checkpoint.json", tmp_path / "checkpoint.json")
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(USER_ERRORS) as info:
+        create_app(model=str(tmp_path))
+    assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.parametrize("args", [["--port", "70000"], ["--max-chars", "0"]])
+def test_serve_rejects_bad_options(args, capsys):
+    assert main(["serve", *args]) == 2
+    assert "graves: error:" in capsys.readouterr().err
+
+
+def test_the_static_files_are_packaged():
+    from importlib import resources
+
+    static = resources.files("graves.web") / "static"
+    assert {"index.html", "app.js", "style.css"} <= {p.name for p in static.iterdir()}
+    assert np.all([len((static / n).read_text(encoding="utf-8")) > 100 for n in ("index.html", "app.js", "style.css")])

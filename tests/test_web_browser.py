@@ -1,0 +1,129 @@
+"""The web page in a real browser: headless Chromium driven by Playwright against ``graves serve``'s app.
+
+Needs a Chromium binary (Debian's ``chromium``; ``.ci/run`` installs it) or ``GRAVES_CHROMIUM`` naming one.
+Without one the test is skipped here and fails in CI (``CI`` set), like the dataset tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from graves.web import create_app  # noqa: E402
+
+# what a sandboxed, offline machine needs (see docs/decisions.md, "The web page")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    found = os.environ.get("GRAVES_CHROMIUM") or next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    if not found:
+        msg = "no Chromium found (apt-get install chromium, or set GRAVES_CHROMIUM)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1000, "height": 900}, accept_downloads=True)
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server)
+        pg.wait_for_function("document.querySelectorAll('#style option').length > 2")
+        yield pg
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _write(pg) -> str:
+    before = pg.get_attribute("#page", "src")
+    pg.click("#write")
+    pg.wait_for_function(
+        "([before]) => document.getElementById('status').className === 'error' ||"
+        " (document.getElementById('page').src !== (before || '') && document.getElementById('page').naturalWidth > 0"
+        "  && !document.getElementById('write').disabled)",
+        arg=[before or ""])
+    return pg.text_content("#status")
+
+
+def test_typing_a_text_shows_it_handwritten(page):
+    assert page.locator("#style option").count() == 2 + 4  # the model's own, 4 shipped styles, mine
+    page.fill("#text", "Hello from the browser")
+    status = _write(page)
+    assert status.startswith("1 line in"), status
+    assert page.get_attribute("#page", "src").startswith("blob:")
+    assert page.evaluate("document.getElementById('page').naturalWidth") > 100
+    assert page.get_attribute("#download-svg", "href").startswith("blob:")
+    with page.expect_download() as download:
+        page.click("#download-png")
+    with open(download.value.path(), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_character_the_model_cannot_write_is_flagged_and_refused(page):
+    page.fill("#text", "5 €")
+    assert "cannot write: €" in page.text_content("#unknown")
+    status = _write(page)
+    assert page.get_attribute("#status", "class") == "error"
+    assert "'€'" in status
+    page.check("#substitute")
+    assert "replaced" in page.text_content("#unknown")
+    page.uncheck("#substitute")
+
+
+def test_drawing_your_own_handwriting_primes_the_page(page):
+    page.fill("#text", "in my own hand")
+    page.select_option("#style", "mine")
+    assert page.is_visible("#pad")
+    status = _write(page)  # nothing drawn yet
+    assert "draw a few words" in status
+    box = page.locator("#pad").bounding_box()
+    x0, y0 = box["x"] + 30, box["y"] + box["height"] / 2
+    for word in range(3):  # three wavy "words"
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for i in range(40):
+            page.mouse.move(x0 + i * 3, y0 + 18 * math.sin(i / 2.5))
+        page.mouse.up()
+        x0 += 150
+    page.fill("#prime-text", "mmm")
+    status = _write(page)
+    assert status.startswith("1 line in"), status
+    page.click("#clear")
+    page.select_option("#style", "")
+    assert not page.is_visible("#pad")
