@@ -128,6 +128,16 @@ def test_bad_requests_get_a_clear_answer(client, body, status, says):
     assert says in r.json()["error"]
 
 
+def test_a_large_body_without_a_length_is_cut_off(client):
+    def chunks():
+        for _ in range(7):
+            yield b"x" * 10_000
+
+    r = client.post("/api/write", content=chunks(), headers={"Content-Type": "application/json"})
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 413 and "more than the 60,000 bytes" in r.json()["error"]
+
+
 def test_substitution_is_an_option(client):
     assert _post(client, {"text": "café"}).status_code == 422
     assert _post(client, {"text": "café", "substitute": True}).status_code == 200

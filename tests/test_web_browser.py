@@ -89,6 +89,10 @@ def test_typing_a_text_shows_it_handwritten(page):
     assert page.get_attribute("#page", "src").startswith("blob:")
     assert page.evaluate("document.getElementById('page').naturalWidth") > 100
     assert page.get_attribute("#download-svg", "href").startswith("blob:")
+    page.fill("#text", "and a second")  # Ctrl+Enter in the text writes too
+    before = page.get_attribute("#page", "src")
+    page.press("#text", "Control+Enter")
+    page.wait_for_function("([b]) => document.getElementById('page').src !== b", arg=[before])
     with page.expect_download() as download:
         page.click("#download-png")
     with open(download.value.path(), "rb") as f:

@@ -178,6 +178,26 @@ def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
     return data, headers
 
 
+async def _read_body(request: Any, max_body: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed ``max_body`` bytes: from its
+    Content-Length before reading, or while reading a body sent without one (chunked)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise WebError(400, f"bad Content-Length {declared[:20]!r}") from None
+        if size > max_body:
+            raise WebError(413, f"the request is {size:,} bytes, more than the {max_body:,} accepted")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > max_body:
+            raise WebError(413, f"the request is more than the {max_body:,} bytes accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(model: Any = None, limits: Limits = Limits()):
     """The ASGI app. ``model``: a synthesis checkpoint directory (None: the shipped model).
 
@@ -223,10 +243,7 @@ def create_app(model: Any = None, limits: Limits = Limits()):
 
     async def api_write(request: Request) -> Response:
         try:
-            size = int(request.headers.get("content-length") or 0)
-            if size > limits.max_body:
-                raise WebError(413, f"the request is {size:,} bytes, more than the {limits.max_body:,} accepted")
-            req = parse_write_request(await request.body(), limits)
+            req = parse_write_request(await _read_body(request, limits.max_body), limits)
             async with lock:  # one page at a time: writing uses every core
                 data, headers = await run_in_threadpool(_render, req, model)
         except WebError as exc:

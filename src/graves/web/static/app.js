@@ -158,6 +158,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("write-form").addEventListener("submit", onWrite);
   $("download-png").addEventListener("click", onPng);
   $("text").addEventListener("input", checkText);
+  $("text").addEventListener("keydown", (e) => {   // Ctrl+Enter (Cmd+Enter) writes, Enter alone breaks the line
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("write-form").requestSubmit();
+  });
   $("substitute").addEventListener("change", checkText);
   $("bias").addEventListener("input", () => { $("bias-value").textContent = Number($("bias").value).toFixed(2); });
   $("reseed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 1e6); });
