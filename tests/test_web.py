@@ -75,6 +75,30 @@ def test_png_and_styles(client):
     assert two.status_code == 200 and int(two.headers["x-graves-lines"]) >= 2
 
 
+def test_the_window_of_a_written_line_comes_as_a_png(client):
+    body = {"text": "first line\nsecond", "seed": 2}
+    r = _post(client, {**body, "format": "window", "line": 2})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png" and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert r.headers["x-graves-lines"] == "2"
+    assert _post(client, {**body, "format": "window"}).content != r.content  # line 1 is another picture
+    missing = _post(client, {**body, "format": "window", "line": 3})
+    assert missing.status_code == 422 and "no line 3" in missing.json()["error"]
+    blank = _post(client, {"text": "a\n\nb", "format": "window", "line": 2})
+    assert blank.status_code == 422 and "blank" in blank.json()["error"]
+
+
+def test_the_window_picture_is_the_plot_of_the_written_phi(client, tmp_path):
+    from graves.plots import plot_window
+
+    hw = graves.write("the window", seed=4)
+    r = hw.results[0]
+    expected = plot_window(tmp_path / "w.png", r.phi, r.text, r.offsets,
+                           "line 1: the window weights φ(t, u), the text it reads (rows) against pen steps t")
+    got = _post(client, {"text": "the window", "seed": 4, "format": "window"})
+    assert got.content == expected.read_bytes()
+
+
 def _drawn(style: int = 0) -> list[list[list[float]]]:
     """A style's line as a canvas would send it: strokes of [x, y] screen points (y down), scaled."""
     offsets = load_styles()[style].offsets
@@ -111,6 +135,8 @@ def test_your_own_handwriting_primes_the_page(client):
         ({"text": "a", "width": 3}, 422, "width"),
         ({"text": "a", "style": 99}, 422, "no style 99"),
         ({"text": "a", "format": "gif"}, 422, "format"),
+        ({"text": "a", "format": "window", "line": 0}, 422, "counted from 1"),
+        ({"text": "a", "line": "2"}, 400, '"line" must be an integer'),
         ({"text": "a", "colour": 'red" onload="alert(1)'}, 422, "not a colour"),
         ({"text": "a", "stroke_width": 0}, 422, "stroke width"),
         ({"text": "a", "stroke_width": 500}, 422, "at most 20"),

@@ -99,6 +99,22 @@ def test_typing_a_text_shows_it_handwritten(page):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_window_of_each_line_can_be_shown(page):
+    page.fill("#text", "one line\nand another")
+    assert _write(page).startswith("2 lines in")
+    assert page.is_visible("#window-line") and page.locator("#window-line option").count() == 2
+    page.click("#show-window")
+    page.wait_for_function("document.getElementById('window').naturalWidth > 0 && "
+                           "!document.getElementById('window-figure').hidden")
+    first = page.get_attribute("#window", "src")
+    page.select_option("#window-line", "2")
+    page.wait_for_function("([f]) => document.getElementById('window').src !== f", arg=[first])
+    assert page.evaluate("document.getElementById('window').naturalHeight") > 100
+    page.fill("#text", "short")
+    _write(page)  # a new page hides the old window
+    assert not page.is_visible("#window-figure") and not page.is_visible("#window-line")
+
+
 def test_a_character_the_model_cannot_write_is_flagged_and_refused(page):
     page.fill("#text", "5 €")
     assert "cannot write: €" in page.text_content("#unknown")

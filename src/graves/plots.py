@@ -173,13 +173,15 @@ def plot_density(
 
 
 def plot_window(
-    output: str | Path,
+    output: Any,
     phi: np.ndarray,
     text: str,
     offsets: np.ndarray | None = None,
     title: str = "",
 ) -> Path:
-    """Write a Fig. 13-style PNG: φ(t, u) as a heatmap, characters against time, under the written line."""
+    """Write a Fig. 13-style PNG: φ(t, u) as a heatmap, characters against time, under the written line.
+
+    ``output``: a path, or a binary file object (the PNG bytes are written to it)."""
     plt = _pyplot()
     phi = np.asarray(phi, dtype=np.float64)  # (T, U)
     U = phi.shape[1]
@@ -204,8 +206,13 @@ def plot_window(
     return _save(fig, output)
 
 
-def _save(fig, output: str | Path) -> Path:
+def _save(fig, output: Any) -> Any:
+    """Save ``fig`` as a PNG to ``output``, a path (parent folders made) or a binary file object."""
     plt = _pyplot()
+    if hasattr(output, "write"):
+        fig.savefig(output, dpi=120, format="png")
+        plt.close(fig)
+        return output
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=120)

@@ -5,7 +5,9 @@ page and a JSON API. Nothing here samples or draws by itself.
 
     GET  /              the page (``static/index.html``: plain HTML, CSS and JavaScript, no build step)
     GET  /api/info      the model's alphabet, its number of styles, the defaults and the limits
-    POST /api/write     JSON in, an SVG or PNG out (the request's fields: :func:`parse_write_request`)
+    POST /api/write     JSON in, an SVG or PNG out (the request's fields: :func:`parse_write_request`),
+                        or, with ``"format": "window"``, the soft window of one written line as a
+                        Fig. 13-style PNG: φ(t, u), the text against the pen steps (eqs. 46-51)
 
 A request the model cannot serve is answered with ``{"error": "..."}``, the library's own message: 400
 for a malformed request (not JSON, a field of the wrong type), 413 for one over the limits (text
@@ -70,8 +72,9 @@ class WriteRequest:
     style: int | None
     prime: Any  # a Primer or None
     substitute: bool
-    format: str  # "svg" or "png"
+    format: str  # "svg", "png" or "window"
     render: dict[str, Any]
+    line: int = 1  # "window": which line of the page (from 1)
 
 
 def _field(body: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any, what: str) -> Any:
@@ -96,7 +99,8 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
          "prime": {"strokes": [[[x, y], ...], ...], "text": "what they say"},   your own handwriting,
                                      screen coordinates (y down), as a canvas gives them; or null
          "substitute": false,        replace characters the model cannot write (documented table)
-         "format": "svg",            "svg" or "png"
+         "format": "svg",            "svg", "png", or "window" (a PNG of line "line"'s window weights)
+         "line": 1,                  with "window": which line of the page, from 1
          "colour": "black", "stroke_width": 2, "background": "white" (or null: transparent)}
 
     Raises:
@@ -111,7 +115,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     if not isinstance(body, dict):
         raise WebError(400, "the request must be a JSON object with at least a \"text\"")
     unknown = sorted(set(body) - {"text", "bias", "seed", "width", "style", "prime", "substitute", "format",
-                                  "colour", "stroke_width", "background"})
+                                  "line", "colour", "stroke_width", "background"})
     if unknown:
         raise WebError(400, f"unknown field(s) {', '.join(map(repr, unknown))}")
     text = _field(body, "text", (str,), "", "a string")
@@ -128,9 +132,12 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         raise WebError(422, f"the line width must be 10 to 200 characters, got {width}")
     style = _field(body, "style", (int,), None, "an integer or null")
     substitute = _field(body, "substitute", (bool,), False, "true or false")
-    fmt = _field(body, "format", (str,), "svg", '"svg" or "png"')
-    if fmt not in ("svg", "png"):
-        raise WebError(422, f'the format must be "svg" or "png", got {fmt!r}')
+    fmt = _field(body, "format", (str,), "svg", '"svg", "png" or "window"')
+    if fmt not in ("svg", "png", "window"):
+        raise WebError(422, f'the format must be "svg", "png" or "window", got {fmt!r}')
+    line = _field(body, "line", (int,), 1, "an integer")
+    if line < 1:
+        raise WebError(422, f"lines are counted from 1, got {line}")
     render: dict[str, Any] = {}
     if body.get("colour") is not None:
         render["colour"] = _field(body, "colour", (str,), None, "a colour name or #rrggbb")
@@ -160,7 +167,24 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         except PrimerError as exc:
             status = 413 if "more than the" in str(exc) else 422
             raise WebError(status, str(exc)) from None
-    return WriteRequest(text, float(bias), seed, width, style, prime, substitute, fmt, render)
+    return WriteRequest(text, float(bias), seed, width, style, prime, substitute, fmt, render, line)
+
+
+def _window_png(hw: Any, line: int) -> bytes:
+    """Line ``line`` (from 1) of a written page: its window weights φ(t, u) under its strokes (Fig. 13)."""
+    import io
+
+    from graves.plots import plot_window
+
+    if line > len(hw.lines):
+        raise WebError(422, f"the page has {len(hw.lines)} line(s); there is no line {line}")
+    result = hw.results[line - 1]
+    if not hw.lines[line - 1] or len(result.offsets) == 0:
+        raise WebError(422, f"line {line} is blank: it has no window to show")
+    title = f"line {line}: the window weights φ(t, u), the text it reads (rows) against pen steps t"
+    buf = io.BytesIO()
+    plot_window(buf, result.phi, result.text, result.offsets, title)
+    return buf.getvalue()
 
 
 def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
@@ -168,7 +192,10 @@ def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
     t0 = time.perf_counter()
     hw = write(req.text, model=model, bias=req.bias, seed=req.seed, width=req.width, style=req.style,
                prime=req.prime, substitute=req.substitute)
-    data = hw.png(**req.render) if req.format == "png" else hw.svg(**req.render).encode("utf-8")
+    if req.format == "window":
+        data = _window_png(hw, req.line)
+    else:
+        data = hw.png(**req.render) if req.format == "png" else hw.svg(**req.render).encode("utf-8")
     headers = {
         "X-Graves-Lines": str(len(hw.lines)),
         "X-Graves-Unfinished": ",".join(map(str, hw.unfinished)),
@@ -250,7 +277,7 @@ def create_app(model: Any = None, limits: Limits = Limits()):
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         except (SampleError, UnknownCharacterError, PrimerError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        kind = "image/png" if req.format == "png" else "image/svg+xml"
+        kind = "image/svg+xml" if req.format == "svg" else "image/png"
         return Response(data, media_type=kind, headers=headers)
 
     routes = [

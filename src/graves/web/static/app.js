@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 let info = { alphabet: "", styles: 0, max_chars: 400 };
 let strokes = [];          // the drawing pad: a list of strokes, each a list of [x, y] (canvas pixels, y down)
 let lastBody = null;       // the request behind the image on show (the PNG link asks for the same page)
-let pngUrl = null, svgUrl = null;
+let pngUrl = null, svgUrl = null, windowUrl = null;
 
 function setStatus(message, isError = false) {
   $("status").textContent = message;
@@ -92,6 +92,14 @@ async function onWrite(event) {
     $("download-png").href = "#";
     $("result").hidden = false;
     const lines = r.headers.get("X-Graves-Lines"), unfinished = r.headers.get("X-Graves-Unfinished");
+    $("window-figure").hidden = true;
+    $("window-line").replaceChildren(...Array.from({ length: Number(lines) }, (_, i) => {
+      const o = document.createElement("option");
+      o.value = String(i + 1);
+      o.textContent = `line ${i + 1}`;
+      return o;
+    }));
+    $("window-line").hidden = Number(lines) < 2;
     let message = `${lines} line${lines === "1" ? "" : "s"} in ${r.headers.get("X-Graves-Seconds")} s`;
     if (unfinished) message += ` (line ${unfinished} lost its place in the text: try another seed)`;
     setStatus(message);
@@ -113,6 +121,21 @@ async function onPng(event) {
     $("download-png").href = pngUrl;
     setStatus("");
     $("download-png").click();
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+async function onWindow() {
+  if (!lastBody) return;
+  setStatus("reading the window…");
+  try {
+    const r = await post({ ...lastBody, format: "window", line: Number($("window-line").value || 1) });
+    if (windowUrl) URL.revokeObjectURL(windowUrl);
+    windowUrl = URL.createObjectURL(await r.blob());
+    $("window").src = windowUrl;
+    $("window-figure").hidden = false;
+    setStatus("");
   } catch (e) {
     setStatus(e.message, true);
   }
@@ -157,6 +180,8 @@ function setupPad() {
 document.addEventListener("DOMContentLoaded", () => {
   $("write-form").addEventListener("submit", onWrite);
   $("download-png").addEventListener("click", onPng);
+  $("show-window").addEventListener("click", onWindow);
+  $("window-line").addEventListener("change", onWindow);
   $("text").addEventListener("input", checkText);
   $("text").addEventListener("keydown", (e) => {   // Ctrl+Enter (Cmd+Enter) writes, Enter alone breaks the line
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("write-form").requestSubmit();
