@@ -196,3 +196,18 @@ def test_the_static_files_are_packaged():
     static = resources.files("graves.web") / "static"
     assert {"index.html", "app.js", "style.css"} <= {p.name for p in static.iterdir()}
     assert np.all([len((static / n).read_text(encoding="utf-8")) > 100 for n in ("index.html", "app.js", "style.css")])
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_graves_serve_runs_uvicorn_on_the_address_asked(host, warned, monkeypatch, capsys):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    assert main(["serve", "--host", host, "--port", "8123", "--max-chars", "99"]) == 0
+    (app, kw), = calls
+    assert kw["host"] == host and kw["port"] == 8123
+    assert TestClient(app).get("/api/info").json()["max_chars"] == 99
+    out = capsys.readouterr()
+    assert f"http://{host}:8123/" in out.out
+    assert ("warning: listening on 0.0.0.0" in out.err) == warned

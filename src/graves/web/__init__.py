@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -296,5 +297,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: 
     except ImportError:  # pragma: no cover - depends on the environment
         raise SampleError("the web page needs Starlette and uvicorn: pip install 'graves[web]'") from None
     app = create_app(model, limits)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"graves: warning: listening on {host}: anyone who can reach it can make this machine write "
+              "(no accounts, no rate limit)", file=sys.stderr, flush=True)
     print(f"graves: writing at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
