@@ -109,11 +109,42 @@ def test_png_is_a_valid_png_of_plausible_size(tmp_path):
     assert 0.002 < dark < 0.5
 
 
+def _pdf_streams(data: bytes) -> bytes:
+    """The PDF's content streams, inflated (matplotlib compresses them with Flate)."""
+    import zlib
+
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            out.append(zlib.decompress(m.group(1)))
+        except zlib.error:
+            out.append(m.group(1))
+    return b"\n".join(out)
+
+
+def test_pdf_is_the_page_as_vector_paths_and_reproducible():
+    lines = [make_line(4), make_line(5)]
+    page = render.layout(lines)
+    data = render.to_pdf(lines, scale=0.25, colour="navy")
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    box = [float(v) for v in re.search(rb"/MediaBox \[ *([\d. ]+)\]", data).group(1).split()]
+    # the PNG's size in pixels at 100 dpi, in points (72 a inch)
+    assert abs(box[2] - page.width * 0.25 * 0.72) <= 2 and abs(box[3] - page.height * 0.25 * 0.72) <= 2
+    ops = _pdf_streams(data)
+    strokes = [s for o in lines for s in offsets_to_strokes(o)]
+    assert ops.count(b" m") >= sum(len(s) > 1 for s in strokes)  # a moveto per multi-point stroke at least
+    assert b"/Subtype /Image" not in data  # vectors, not a raster
+    assert b"CreationDate" not in data and render.to_pdf(lines, scale=0.25, colour="navy") == data
+    assert render.to_pdf(lines, scale=0.25, colour="red") != data
+
+
 def test_save_chooses_format_by_suffix_and_writes_atomically(tmp_path):
     lines = [make_line(6), make_line(7)]
     svg = render.save(tmp_path / "out" / "page.svg", lines, labels=["one", "two"])
     png = render.save(tmp_path / "page.PNG", lines)
     poly = render.save(tmp_path / "page.json", lines)
+    pdf = render.save(tmp_path / "page.pdf", lines, colour="navy")
+    assert pdf.read_bytes() == render.to_pdf(lines, colour="navy")
     assert SafeET.fromstring(svg.read_bytes()).tag == SVG + "svg"
     png_size(png.read_bytes())
     doc = json.loads(poly.read_text())
@@ -122,7 +153,8 @@ def test_save_chooses_format_by_suffix_and_writes_atomically(tmp_path):
     with pytest.raises(render.RenderError, match=r"unknown suffix '\.jpg'"):
         render.save(tmp_path / "page.jpg", lines)
     assert not (tmp_path / "page.jpg").exists()
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["page.PNG", "page.json", "page.svg"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["page.PNG", "page.json", "page.pdf",
+                                                                          "page.svg"]
 
 
 def test_accepts_objects_with_offsets():

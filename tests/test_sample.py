@@ -514,7 +514,7 @@ def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
         (["write", "hi", "--model", ckpt, "-o", out, "--retries", "-1"], "retries"),
         (["write", "hi", "--model", ckpt, "-o", out, "--candidates", "0"], "candidates"),
         (["write", "naïve ☃", "--model", ckpt, "-o", out], "cannot write"),
-        (["write", "hi", "--model", ckpt, "-o", str(tmp_path / "x.jpg")], ".svg or .png"),
+        (["write", "hi", "--model", ckpt, "-o", str(tmp_path / "x.jpg")], ".svg, .png or .pdf"),
         (["write", "hi", "--model", ckpt, "-o", out, "--style", "0"], "styles"),
         (["write", "hi", "--model", ckpt, "-o", out, "--prime", str(tmp_path / "no.json")], "not found"),
         (["write", "hi", "--model", str(toy_checkpoint(tmp_path / "p", "handwriting")), "-o", out], "synthesis"),
@@ -574,7 +574,9 @@ def test_write_drawing_options(tmp_path, capsys):
     ckpt = str(toy_checkpoint(tmp_path / "ckpt"))
     svg, png = tmp_path / "a.svg", tmp_path / "a.png"
     assert cli.main(["write", "hi", "--model", ckpt, "--color", "#1f3a93", "--stroke-width", "3",
-                     "--background", "none", "-o", str(svg), "-o", str(png), "-o", str(tmp_path / "a.json")]) == 0
+                     "--background", "none", "-o", str(svg), "-o", str(png), "-o", str(tmp_path / "a.json"),
+                     "-o", str(tmp_path / "a.pdf")]) == 0
+    assert (tmp_path / "a.pdf").read_bytes().startswith(b"%PDF-")
     root = ET.parse(svg).getroot()
     ink = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("stroke")]
     assert ink[0].get("stroke") == "#1f3a93" and not root.findall("{http://www.w3.org/2000/svg}rect")

@@ -67,10 +67,13 @@ def test_a_written_page_is_exactly_what_graves_write_gives(client):
     assert _post(client, {"text": "Hi there", "seed": 6, "bias": 1.0}).content != r.content
 
 
-def test_png_and_styles(client):
+def test_png_pdf_and_styles(client):
     r = _post(client, {"text": "Hello", "format": "png", "style": 1, "background": None})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png" and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    pdf = _post(client, {"text": "Hello", "format": "pdf", "style": 1, "seed": 3})
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content == graves.write("Hello", style=1, seed=3).pdf()
     two = _post(client, {"text": "one two three four five", "width": 10})
     assert two.status_code == 200 and int(two.headers["x-graves-lines"]) >= 2
 

@@ -100,6 +100,10 @@ def test_typing_a_text_shows_it_handwritten(page):
         page.click("#download-png")
     with open(download.value.path(), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download() as download:
+        page.click("#download-pdf")
+    with open(download.value.path(), "rb") as f:
+        assert f.read(5) == b"%PDF-"
 
 
 def test_the_window_of_each_line_can_be_shown(page):

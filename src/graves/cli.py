@@ -1,6 +1,6 @@
 """The ``graves`` command: a thin layer over the library.
 
-    graves write "text" [-o out.svg|out.png] [--bias B] [--style N | --prime FILE --prime-text TEXT] ...
+    graves write "text" [-o out.svg|out.png|out.pdf] [--bias B] [--style N | --prime FILE --prime-text TEXT] ...
     graves train CONFIG.toml [section.key=value ...] [--run-dir DIR] [--resume]
     graves eval CKPT [--split valid|test] [--dynamic]
     graves sample CKPT [...]
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("text", help="the text to write ('-': read it from standard input); long text is "
                                  "wrapped into lines, line breaks are kept")
     w.add_argument("-o", "--output", action="append",
-                   help="output file (.svg, .png, or .json plotter paths); repeatable")
+                   help="output file (.svg, .png, .pdf, or .json plotter paths); repeatable")
     w.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
     w.add_argument("--bias", type=float, default=None, help="sampling bias b >= 0 (eqs. 61-62)")
     w.add_argument("--style", type=int, default=None, help="one of the shipped styles (0, 1, ...)")

@@ -1,4 +1,4 @@
-"""Render handwriting: offsets -> SVG, PNG and plotter polylines; pages of several lines.
+"""Render handwriting: offsets -> SVG, PNG, PDF and plotter polylines; pages of several lines.
 
 Input is one line or a list of lines, each an offsets array ``(T, 3)`` of ``(dx, dy, eos)`` in raw
 units with y pointing up (what :mod:`graves.data.iamondb` yields and what the sampler returns after
@@ -24,9 +24,10 @@ import numpy as np
 
 from graves.data.strokes import offsets_to_strokes
 
-__all__ = ["Page", "RenderError", "layout", "to_svg", "to_png", "to_polylines", "save", "write_page", "SUFFIXES"]
+__all__ = ["Page", "RenderError", "layout", "to_svg", "to_png", "to_pdf", "to_polylines", "save", "write_page",
+           "SUFFIXES"]
 
-SUFFIXES = (".svg", ".png", ".json")
+SUFFIXES = (".svg", ".png", ".pdf", ".json")
 
 
 class RenderError(ValueError):
@@ -183,23 +184,19 @@ def to_svg(
 _MAX_PIXELS = 16000  # per side; matplotlib/Agg refuses much larger canvases
 
 
-def to_png(
+def _matplotlib_page(
     lines: Any,
-    labels: Sequence[str | None] | None = None,
-    *,
-    stroke_width: float = 2.0,
-    colour: str = "black",
-    background: str | None = "white",
-    scale: float = 0.25,
-    dpi: int = 100,
-    line_gap: float | None = None,
-    margin: float | None = None,
-    font_size: float | None = None,
-) -> bytes:
-    """PNG bytes drawn with matplotlib's Agg canvas (no display, no pyplot state).
-
-    ``scale``: pixels per data unit (reduced if a side would exceed 16,000 px); ``stroke_width`` in pixels.
-    """
+    labels: Sequence[str | None] | None,
+    stroke_width: float,
+    colour: str,
+    scale: float,
+    dpi: int,
+    line_gap: float | None,
+    margin: float | None,
+    font_size: float | None,
+):
+    """The page drawn on a matplotlib Figure of ``scale`` pixels per data unit at ``dpi`` (no pyplot state);
+    what :func:`to_png` rasterises and :func:`to_pdf` keeps as vectors."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
@@ -230,9 +227,54 @@ def to_png(
             text, x, y = label
             ax.text(x, y, text, fontsize=page.font_size * scale * 72.0 / dpi, color=colour,
                     family="sans-serif", va="baseline", ha="left")
+    return fig
+
+
+def to_png(
+    lines: Any,
+    labels: Sequence[str | None] | None = None,
+    *,
+    stroke_width: float = 2.0,
+    colour: str = "black",
+    background: str | None = "white",
+    scale: float = 0.25,
+    dpi: int = 100,
+    line_gap: float | None = None,
+    margin: float | None = None,
+    font_size: float | None = None,
+) -> bytes:
+    """PNG bytes drawn with matplotlib's Agg canvas (no display, no pyplot state).
+
+    ``scale``: pixels per data unit (reduced if a side would exceed 16,000 px); ``stroke_width`` in pixels.
+    """
+    fig = _matplotlib_page(lines, labels, stroke_width, colour, scale, dpi, line_gap, margin, font_size)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor=background or "none",
                 transparent=background is None)
+    return buf.getvalue()
+
+
+def to_pdf(
+    lines: Any,
+    labels: Sequence[str | None] | None = None,
+    *,
+    stroke_width: float = 2.0,
+    colour: str = "black",
+    background: str | None = "white",
+    scale: float = 0.25,
+    line_gap: float | None = None,
+    margin: float | None = None,
+    font_size: float | None = None,
+) -> bytes:
+    """PDF bytes: the same drawing as :func:`to_png`, as vector paths (print at any size).
+
+    The page measures what the PNG would at 100 dpi (``scale`` pixels per data unit); ``stroke_width`` is
+    in those pixels (1 px = 0.72 pt). No creation date is written, so the same page gives the same bytes.
+    """
+    fig = _matplotlib_page(lines, labels, stroke_width, colour, scale, 100, line_gap, margin, font_size)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="pdf", facecolor=background or "none", transparent=background is None,
+                metadata={"Creator": "graves", "Producer": None, "CreationDate": None})
     return buf.getvalue()
 
 
@@ -260,14 +302,17 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | None = None, **options) -> Path:
     """Write ``lines`` to ``path``, the format chosen by its suffix: ``.svg`` (:func:`to_svg`), ``.png``
-    (:func:`to_png`) or ``.json`` (plotter polylines: ``{"units", "y_axis", "polylines"}``). The file is
-    written atomically (a temporary file renamed into place). Options go to the renderer."""
+    (:func:`to_png`), ``.pdf`` (:func:`to_pdf`) or ``.json`` (plotter polylines: ``{"units", "y_axis",
+    "polylines"}``). The file is written atomically (a temporary file renamed into place). Options go to
+    the renderer."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".svg":
         data = to_svg(lines, labels, **options).encode("utf-8")
     elif suffix == ".png":
         data = to_png(lines, labels, **options)
+    elif suffix == ".pdf":
+        data = to_pdf(lines, labels, **options)
     elif suffix == ".json":
         polylines = to_polylines(lines, **options)
         doc = {"units": "data", "y_axis": "down",
@@ -281,5 +326,5 @@ def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | Non
 
 def write_page(lines: Any, path: str | os.PathLike, labels: Sequence[str | None] | None = None,
                **options) -> Path:
-    """:func:`save` with the lines first: write a page of ``lines`` to ``path`` (.svg, .png or .json)."""
+    """:func:`save` with the lines first: write a page of ``lines`` to ``path`` (.svg, .png, .pdf or .json)."""
     return save(path, lines, labels, **options)

@@ -893,7 +893,7 @@ def wrap_text(text: str, width: int = 50, keep_blank: bool = False) -> list[str]
 
 
 def _check_outputs(outputs: Sequence[str | Path]) -> list[Path]:
-    """Output paths, checked before any sampling: .svg, .png, or .json (plotter polylines)."""
+    """Output paths, checked before any sampling: .svg, .png, .pdf, or .json (plotter polylines)."""
     from graves.render import SUFFIXES
 
     paths = [Path(o) for o in outputs]
@@ -901,7 +901,7 @@ def _check_outputs(outputs: Sequence[str | Path]) -> list[Path]:
         raise SampleError("no output file given (-o FILE.svg or FILE.png)")
     for p in paths:
         if p.suffix.lower() not in SUFFIXES:
-            raise SampleError(f"cannot write {p}: the output must end in .svg or .png (or .json for plotter paths)")
+            raise SampleError(f"cannot write {p}: the output must end in .svg, .png or .pdf (or .json for plotter paths)")
     return paths
 
 
@@ -964,8 +964,14 @@ class Handwriting:
 
         return to_png(self.offsets, **options)
 
+    def pdf(self, **options: Any) -> bytes:
+        """The page as PDF bytes (vector paths); ``options`` as :func:`graves.render.to_pdf`."""
+        from graves.render import to_pdf
+
+        return to_pdf(self.offsets, **options)
+
     def save(self, path: str | Path, **options: Any) -> Path:
-        """Write the page to ``path`` (.svg, .png, or .json plotter polylines), atomically; ``options`` go
+        """Write the page to ``path`` (.svg, .png, .pdf, or .json plotter polylines), atomically; ``options`` go
         to the renderer (see :meth:`svg`)."""
         from graves.render import save
 
@@ -1152,7 +1158,7 @@ def write_to_files(
     render: dict[str, Any] | None = None,
 ) -> list[Path]:
     """``graves write``: :func:`write` ``text`` and save the page as each of ``outputs`` (.svg / .png /
-    .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,
+    .pdf / .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,
     ``stroke_width``, ``background``, see :func:`graves.render.to_svg`). Lines the step cap stopped are
     named in a warning on stderr. Returns the files written."""
     paths = _check_outputs(outputs)

@@ -5,7 +5,7 @@ page and a JSON API. Nothing here samples or draws by itself.
 
     GET  /              the page (``static/index.html``: plain HTML, CSS and JavaScript, no build step)
     GET  /api/info      the model's alphabet, its number of styles, the defaults and the limits
-    POST /api/write     JSON in, an SVG or PNG out (the request's fields: :func:`parse_write_request`),
+    POST /api/write     JSON in, an SVG, PNG or PDF out (the request's fields: :func:`parse_write_request`),
                         or, with ``"format": "window"``, the soft window of one written line as a
                         Fig. 13-style PNG: φ(t, u), the text against the pen steps (eqs. 46-51)
 
@@ -37,6 +37,9 @@ from graves.sample import DEFAULT_BIAS, SampleError, _cached_synthesizer, _check
 __all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_request", "serve"]
 
 STATIC = resources.files("graves.web") / "static"
+
+#: what ``POST /api/write`` can answer with: the page in three formats, or one line's window as a PNG
+MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png", "pdf": "application/pdf", "window": "image/png"}
 
 
 class WebError(Exception):
@@ -73,7 +76,7 @@ class WriteRequest:
     style: int | None
     prime: Any  # a Primer or None
     substitute: bool
-    format: str  # "svg", "png" or "window"
+    format: str  # "svg", "png", "pdf" or "window"
     render: dict[str, Any]
     line: int = 1  # "window": which line of the page (from 1)
 
@@ -100,7 +103,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
          "prime": {"strokes": [[[x, y], ...], ...], "text": "what they say"},   your own handwriting,
                                      screen coordinates (y down), as a canvas gives them; or null
          "substitute": false,        replace characters the model cannot write (documented table)
-         "format": "svg",            "svg", "png", or "window" (a PNG of line "line"'s window weights)
+         "format": "svg",            "svg", "png", "pdf", or "window" (a PNG of line "line"'s window)
          "line": 1,                  with "window": which line of the page, from 1
          "colour": "black", "stroke_width": 2, "background": "white" (or null: transparent)}
 
@@ -133,9 +136,9 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         raise WebError(422, f"the line width must be 10 to 200 characters, got {width}")
     style = _field(body, "style", (int,), None, "an integer or null")
     substitute = _field(body, "substitute", (bool,), False, "true or false")
-    fmt = _field(body, "format", (str,), "svg", '"svg", "png" or "window"')
-    if fmt not in ("svg", "png", "window"):
-        raise WebError(422, f'the format must be "svg", "png" or "window", got {fmt!r}')
+    fmt = _field(body, "format", (str,), "svg", 'one of ' + ", ".join(map(repr, MEDIA_TYPES)))
+    if fmt not in MEDIA_TYPES:
+        raise WebError(422, f"the format must be one of {', '.join(map(repr, MEDIA_TYPES))}, got {fmt!r}")
     line = _field(body, "line", (int,), 1, "an integer")
     if line < 1:
         raise WebError(422, f"lines are counted from 1, got {line}")
@@ -195,8 +198,10 @@ def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
                prime=req.prime, substitute=req.substitute)
     if req.format == "window":
         data = _window_png(hw, req.line)
+    elif req.format == "svg":
+        data = hw.svg(**req.render).encode("utf-8")
     else:
-        data = hw.png(**req.render) if req.format == "png" else hw.svg(**req.render).encode("utf-8")
+        data = hw.png(**req.render) if req.format == "png" else hw.pdf(**req.render)
     headers = {
         "X-Graves-Lines": str(len(hw.lines)),
         "X-Graves-Unfinished": ",".join(map(str, hw.unfinished)),
@@ -278,8 +283,7 @@ def create_app(model: Any = None, limits: Limits = Limits()):
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         except (SampleError, UnknownCharacterError, PrimerError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        kind = "image/svg+xml" if req.format == "svg" else "image/png"
-        return Response(data, media_type=kind, headers=headers)
+        return Response(data, media_type=MEDIA_TYPES[req.format], headers=headers)
 
     routes = [
         Route("/", index),

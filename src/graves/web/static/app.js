@@ -5,7 +5,8 @@ const $ = (id) => document.getElementById(id);
 let info = { alphabet: "", styles: 0, max_chars: 400 };
 let strokes = [];          // the drawing pad: a list of strokes, each a list of [x, y] (canvas pixels, y down)
 let lastBody = null;       // the request behind the image on show (the PNG link asks for the same page)
-let pngUrl = null, svgUrl = null, windowUrl = null;
+let svgUrl = null, windowUrl = null;
+const downloads = { png: null, pdf: null };   // fetched when their link is first clicked
 
 function setStatus(message, isError = false) {
   $("status").textContent = message;
@@ -84,12 +85,15 @@ async function onWrite(event) {
     const r = await post(body);
     const blob = await r.blob();
     if (svgUrl) URL.revokeObjectURL(svgUrl);
-    if (pngUrl) { URL.revokeObjectURL(pngUrl); pngUrl = null; }
+    for (const fmt of Object.keys(downloads)) {
+      if (downloads[fmt]) URL.revokeObjectURL(downloads[fmt]);
+      downloads[fmt] = null;
+      $(`download-${fmt}`).href = "#";
+    }
     svgUrl = URL.createObjectURL(blob);
     lastBody = JSON.parse(JSON.stringify(body));   // a copy: the pad may change before the PNG is asked for
     $("page").src = svgUrl;
     $("download-svg").href = svgUrl;
-    $("download-png").href = "#";
     $("result").hidden = false;
     const lines = r.headers.get("X-Graves-Lines"), unfinished = r.headers.get("X-Graves-Unfinished");
     $("window-figure").hidden = true;
@@ -110,17 +114,17 @@ async function onWrite(event) {
   }
 }
 
-async function onPng(event) {
-  if (pngUrl) return;                        // already fetched: let the link download it
+async function onDownload(event, fmt) {
+  if (downloads[fmt]) return;                // already fetched: let the link download it
   event.preventDefault();
   if (!lastBody) return;
-  setStatus("drawing the PNG…");
+  setStatus(`drawing the ${fmt.toUpperCase()}…`);
   try {
-    const r = await post({ ...lastBody, format: "png" });
-    pngUrl = URL.createObjectURL(await r.blob());
-    $("download-png").href = pngUrl;
+    const r = await post({ ...lastBody, format: fmt });
+    downloads[fmt] = URL.createObjectURL(await r.blob());
+    $(`download-${fmt}`).href = downloads[fmt];
     setStatus("");
-    $("download-png").click();
+    $(`download-${fmt}`).click();
   } catch (e) {
     setStatus(e.message, true);
   }
@@ -179,7 +183,9 @@ function setupPad() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("write-form").addEventListener("submit", onWrite);
-  $("download-png").addEventListener("click", onPng);
+  for (const fmt of Object.keys(downloads)) {
+    $(`download-${fmt}`).addEventListener("click", (e) => onDownload(e, fmt));
+  }
   $("show-window").addEventListener("click", onWindow);
   $("window-line").addEventListener("change", onWindow);
   $("text").addEventListener("input", checkText);
