@@ -15,6 +15,7 @@ from graves.data.primer import (
     median_step,
     parse_inkml,
     parse_json_strokes,
+    primer_from_json,
 )
 
 
@@ -42,6 +43,19 @@ def test_load_json_file_offsets_eos_and_no_rescale(tmp_path):
     # y-up files keep their sign; --prime-text overrides the file's text
     p_up = load_primer(f, text="other", y_down=False, rescale=False)
     assert p_up.text == "other" and p_up.offsets[1, 1] == 4
+
+
+def test_decoded_json_is_the_same_primer_as_the_file(tmp_path):
+    rng = np.random.default_rng(1)
+    data = {"strokes": [np.cumsum(rng.normal(0, 4, (25, 2)), axis=0).tolist() for _ in range(3)], "text": "abc"}
+    f = tmp_path / "mine.json"
+    f.write_text(json.dumps(data))
+    from_file, in_memory = load_primer(f), primer_from_json(data, where="canvas")
+    np.testing.assert_array_equal(in_memory.offsets, from_file.offsets)
+    assert in_memory.text == "abc" and in_memory.source == "canvas"
+    assert primer_from_json(data, text="xyz").text == "xyz"
+    with pytest.raises(PrimerError, match="canvas: a primer needs at least 2 points"):
+        primer_from_json([[[1, 2]]], where="canvas")
 
 
 def test_rescaling_matches_iam_step_size(tmp_path):

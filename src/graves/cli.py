@@ -1,6 +1,7 @@
 """The ``graves`` command: a thin layer over the library.
 
-    graves write "text" [-o out.svg|out.png|out.pdf] [--bias B] [--style N | --prime FILE --prime-text TEXT] ...
+    graves write "text" [-o out.svg|.png|.pdf|.json] [--bias B] [--style N | --prime FILE --prime-text TEXT] ...
+    graves serve [--host 127.0.0.1] [--port 8000] [--model CKPT]      (the web page; pip install 'graves[web]')
     graves train CONFIG.toml [section.key=value ...] [--run-dir DIR] [--resume]
     graves eval CKPT [--split valid|test] [--dynamic]
     graves sample CKPT [...]

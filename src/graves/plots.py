@@ -178,10 +178,11 @@ def plot_window(
     text: str,
     offsets: np.ndarray | None = None,
     title: str = "",
-) -> Path:
+) -> Any:
     """Write a Fig. 13-style PNG: φ(t, u) as a heatmap, characters against time, under the written line.
 
-    ``output``: a path, or a binary file object (the PNG bytes are written to it)."""
+    ``output``: a path, or a binary file object (the PNG bytes are written to it). Returns ``output``
+    (as a ``Path`` when it was a path)."""
     plt = _pyplot()
     phi = np.asarray(phi, dtype=np.float64)  # (T, U)
     U = phi.shape[1]

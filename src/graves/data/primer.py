@@ -273,20 +273,16 @@ def primer_from_json(
     y_down: bool = True,
     rescale: bool = True,
     where: str = "JSON primer",
-    max_points: int | None = None,
 ) -> Primer:
     """A primer from already-decoded JSON strokes (what a browser canvas sends; see the module docstring).
 
-    The same preprocessing as a ``.json`` file given to :func:`load_primer`. ``max_points`` bounds the
-    number of points (a server's guard against huge uploads); ``text`` overrides one in ``data``.
+    The same preprocessing as a ``.json`` file given to :func:`load_primer`; ``text`` overrides one in
+    ``data``.
 
     Raises:
-        PrimerError: malformed strokes, too few or too many points (the message says which).
+        PrimerError: malformed strokes or too few points (the message says which).
     """
     strokes, found = parse_json_strokes(data, y_down=y_down, where=where)
-    total = sum(len(s) for s in strokes)
-    if max_points is not None and total > max_points:
-        raise PrimerError(f"{where}: {total} points, more than the {max_points} accepted")
     return Primer(_user_offsets(strokes, rescale), text if text is not None else found, where)
 
 

@@ -166,11 +166,15 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
             raise WebError(422, "write what your handwriting says (its transcription), so the model can follow it")
         if len(data["text"]) > limits.max_chars:
             raise WebError(413, f"the transcription has more than {limits.max_chars} characters")
+        strokes = data.get("strokes")
+        points = sum(len(s) for s in strokes if isinstance(s, list)) if isinstance(strokes, list) else 0
+        if points > limits.max_primer_points:
+            raise WebError(413, f"your handwriting has {points:,} points, more than the "
+                                f"{limits.max_primer_points:,} accepted")
         try:
-            prime = primer_from_json(data, where="your handwriting", max_points=limits.max_primer_points)
+            prime = primer_from_json(data, where="your handwriting")
         except PrimerError as exc:
-            status = 413 if "more than the" in str(exc) else 422
-            raise WebError(status, str(exc)) from None
+            raise WebError(422, str(exc)) from None
     return WriteRequest(text, float(bias), seed, width, style, prime, substitute, fmt, render, line)
 
 

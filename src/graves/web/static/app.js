@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 let info = { alphabet: "", styles: 0, max_chars: 400 };
 let strokes = [];          // the drawing pad: a list of strokes, each a list of [x, y] (canvas pixels, y down)
-let lastBody = null;       // the request behind the image on show (the PNG link asks for the same page)
+let lastBody = null;       // the request behind the image on show (the PNG and PDF links ask for the same page)
 let svgUrl = null, windowUrl = null;
 const downloads = { png: null, pdf: null };   // fetched when their link is first clicked
 
