@@ -55,6 +55,19 @@ def test_info_describes_the_shipped_model(client):
     assert info["max_chars"] == 60 and info["model"] == "shipped"
 
 
+def test_each_shipped_style_can_be_seen(client):
+    from graves.render import to_svg
+
+    styles = load_styles()
+    for n, style in enumerate(styles):
+        r = client.get(f"/api/styles/{n}.svg")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+        assert r.content == to_svg([style.offsets], stroke_width=2.5).encode("utf-8") and _paths(r.content) > 3
+    missing = client.get(f"/api/styles/{len(styles)}.svg")
+    assert missing.status_code == 404 and f"no style {len(styles)}" in missing.json()["error"]
+    assert client.get("/api/styles/x.svg").status_code == 404
+
+
 def test_a_written_page_is_exactly_what_graves_write_gives(client):
     r = _post(client, {"text": "Hi there", "seed": 5, "bias": 1.0, "colour": "navy", "stroke_width": 3})
     assert r.status_code == 200, r.text

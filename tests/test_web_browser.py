@@ -122,6 +122,17 @@ def test_the_window_of_each_line_can_be_shown(page):
     assert not page.is_visible("#window-figure") and not page.is_visible("#window-line")
 
 
+def test_choosing_a_style_shows_it(page):
+    assert not page.is_visible("#style-figure")
+    page.select_option("#style", "2")
+    page.wait_for_function("document.getElementById('style-preview').naturalWidth > 0")
+    assert page.get_attribute("#style-preview", "src") == "/api/styles/2.svg"
+    page.select_option("#style", "mine")
+    assert not page.is_visible("#style-figure") and page.is_visible("#pad")
+    page.select_option("#style", "")
+    assert not page.is_visible("#style-figure") and not page.is_visible("#pad")
+
+
 def test_a_character_the_model_cannot_write_is_flagged_and_refused(page):
     page.fill("#text", "5 €")
     assert "cannot write: €" in page.text_content("#unknown")

@@ -5,6 +5,7 @@ page and a JSON API. Nothing here samples or draws by itself.
 
     GET  /              the page (``static/index.html``: plain HTML, CSS and JavaScript, no build step)
     GET  /api/info      the model's alphabet, its number of styles, the defaults and the limits
+    GET  /api/styles/N.svg   shipped style N: the line the model wrote that primes it, as an SVG
     POST /api/write     JSON in, an SVG, PNG or PDF out (the request's fields: :func:`parse_write_request`),
                         or, with ``"format": "window"``, the soft window of one written line as a
                         Fig. 13-style PNG: φ(t, u), the text against the pen steps (eqs. 46-51)
@@ -253,7 +254,8 @@ def create_app(model: Any = None, limits: Limits = Limits()):
     alphabet = Alphabet.from_dict(meta["alphabet"])
     # a checkpoint of one's own may come without styles.json; a broken one still fails here
     has_styles = where is not None and (where / "styles.json").is_file()
-    n_styles = len(load_styles(where)) if has_styles else 0
+    styles = load_styles(where) if has_styles else []
+    n_styles = len(styles)
     info = {
         "alphabet": "".join(alphabet.characters),
         "styles": n_styles,
@@ -278,6 +280,18 @@ def create_app(model: Any = None, limits: Limits = Limits()):
     async def api_info(request: Request) -> Response:
         return JSONResponse(info)
 
+    style_svgs: dict[int, bytes] = {}
+
+    async def api_style(request: Request) -> Response:
+        from graves.render import to_svg
+
+        n = request.path_params["n"]
+        if not 0 <= n < n_styles:
+            return JSONResponse({"error": f"no style {n}: this model has {n_styles} style(s)"}, status_code=404)
+        if n not in style_svgs:  # the style's own line, drawn once
+            style_svgs[n] = to_svg([styles[n].offsets], stroke_width=2.5).encode("utf-8")
+        return Response(style_svgs[n], media_type="image/svg+xml")
+
     async def api_write(request: Request) -> Response:
         try:
             req = parse_write_request(await _read_body(request, limits.max_body), limits)
@@ -293,6 +307,7 @@ def create_app(model: Any = None, limits: Limits = Limits()):
         Route("/", index),
         Route("/static/{name}", asset),
         Route("/api/info", api_info),
+        Route("/api/styles/{n:int}.svg", api_style),
         Route("/api/write", api_write, methods=["POST"]),
     ]
     return Starlette(routes=routes)

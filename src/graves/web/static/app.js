@@ -195,7 +195,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("substitute").addEventListener("change", checkText);
   $("bias").addEventListener("input", () => { $("bias-value").textContent = Number($("bias").value).toFixed(2); });
   $("reseed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 1e6); });
-  $("style").addEventListener("change", () => { $("mine").hidden = $("style").value !== "mine"; });
+  $("style").addEventListener("change", () => {
+    const style = $("style").value;
+    $("mine").hidden = style !== "mine";
+    $("style-figure").hidden = style === "" || style === "mine";
+    if (!$("style-figure").hidden) $("style-preview").src = `/api/styles/${style}.svg`;
+  });
   setupPad();
   loadInfo().catch((e) => setStatus(`cannot reach the server: ${e.message}`, true));
 });
