@@ -227,3 +227,11 @@ def test_graves_serve_runs_uvicorn_on_the_address_asked(host, warned, monkeypatc
     out = capsys.readouterr()
     assert f"http://{host}:8123/" in out.out
     assert ("warning: listening on 0.0.0.0" in out.err) == warned
+
+
+def test_serve_without_the_web_extra_says_what_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if `pip install -e '.[web]'` was never run
+    assert main(["serve"]) == 2
+    assert "pip install -e '.[web]'" in capsys.readouterr().err

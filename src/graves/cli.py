@@ -1,7 +1,7 @@
 """The ``graves`` command: a thin layer over the library.
 
     graves write "text" [-o out.svg|.png|.pdf|.json] [--bias B] [--style N | --prime FILE --prime-text TEXT] ...
-    graves serve [--host 127.0.0.1] [--port 8000] [--model CKPT]      (the web page; pip install 'graves[web]')
+    graves serve [--host 127.0.0.1] [--port 8000] [--model CKPT]      (the web page; pip install -e '.[web]')
     graves train CONFIG.toml [section.key=value ...] [--run-dir DIR] [--resume]
     graves eval CKPT [--split valid|test] [--dynamic]
     graves sample CKPT [...]
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--background", help="page colour, or 'none' for transparent (default white)")
     w.set_defaults(func=_cmd_write)
 
-    sv = sub.add_parser("serve", help="the web page: write handwriting in the browser (pip install 'graves[web]')")
+    sv = sub.add_parser("serve", help="the web page: write handwriting in the browser (pip install -e '.[web]')")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")

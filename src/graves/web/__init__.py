@@ -39,6 +39,8 @@ __all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_requ
 
 STATIC = resources.files("graves.web") / "static"
 
+NEEDS_WEB = "the web page needs Starlette and uvicorn: pip install -e '.[web]' in a checkout of graves"
+
 #: what ``POST /api/write`` can answer with: the page in three formats, or one line's window as a PNG
 MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png", "pdf": "application/pdf", "window": "image/png"}
 
@@ -248,7 +250,7 @@ def create_app(model: Any = None, limits: Limits = Limits()):
         from starlette.responses import HTMLResponse, JSONResponse, Response
         from starlette.routing import Route
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SampleError("the web page needs Starlette and uvicorn: pip install 'graves[web]'") from None
+        raise SampleError(NEEDS_WEB) from None
 
     _, meta, where = _cached_synthesizer(model)
     alphabet = Alphabet.from_dict(meta["alphabet"])
@@ -318,7 +320,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: 
     try:
         import uvicorn
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SampleError("the web page needs Starlette and uvicorn: pip install 'graves[web]'") from None
+        raise SampleError(NEEDS_WEB) from None
     app = create_app(model, limits)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"graves: warning: listening on {host}: anyone who can reach it can make this machine write "
