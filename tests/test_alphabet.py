@@ -103,3 +103,20 @@ def test_full_alphabet_covers_every_iam_transcription():
                         if line.strip():
                             chars.update(line.strip("\r"))
     assert chars == set(IAM_CHARACTERS)
+
+
+def test_value_objects_hash_as_they_compare():
+    """Alphabet, Normaliser and Vocab compare by value; equal ones hash alike (usable as keys and in sets)."""
+    import numpy as np
+
+    from graves.data.strokes import Normaliser
+    from graves.data.text import Vocab
+
+    pairs = [
+        (Alphabet.build("full"), Alphabet.build("full"), Alphabet.build("paper57")),
+        (Normaliser(np.array([1.0, 2.0]), np.array([3.0, 4.0])), Normaliser(np.array([1.0, 2.0]), np.array([3.0, 4.0])),
+         Normaliser(np.array([1.0, 2.0]), np.array([3.0, 5.0]))),
+        (Vocab(list("ab"), "char"), Vocab(list("ab"), "char"), Vocab(list("ab"), "char", unk="a")),
+    ]
+    for a, same, other in pairs:
+        assert a == same and hash(a) == hash(same) and len({a, same, other}) == 2

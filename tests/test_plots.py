@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,7 +14,16 @@ from graves.checkpoint import save_checkpoint
 from graves.config import Config, ModelConfig
 from graves.data.alphabet import Alphabet
 from graves.models.handwriting import HandwritingPredictor, HandwritingSynthesizer
-from graves.plots import density_grid, plot_density, plot_window, teacher_force
+from graves.plots import (
+    Curves,
+    CurvesError,
+    density_grid,
+    plot_curves,
+    plot_density,
+    plot_window,
+    read_metrics,
+    teacher_force,
+)
 
 ALPHABET = Alphabet.build("full")
 NORM = {"mean": [8.0, -0.5], "std": [20.0, 30.0]}
@@ -95,3 +105,100 @@ def test_plot_a_real_line(tmp_path, data_root):
     assert cli.main(["plot", "window", str(synth), "--line", "a01-000u-01", "--data", str(data_root),
                      "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == PNG
+
+
+# -------------------------------------------------------------------------------------- learning curves
+
+
+def _write_metrics(folder, records, tail=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r) + "\n" for r in records) + tail
+    (folder / "metrics.jsonl").write_text(text, encoding="utf-8")
+    return folder
+
+
+def _train(step, seconds, loss):
+    return {"step": step, "epoch": 0, "train_loss": loss, "seconds": seconds}
+
+
+def _valid(step, minutes, loss, **more):
+    return {"step": step, "epoch": 0, "minutes": minutes, "valid": {"loss": loss, **more}}
+
+
+def test_read_metrics_stitches_a_killed_and_resumed_run(tmp_path):
+    # process 1: steps 10..40, validated at 20, checkpointed at 20, killed while writing a line after 40;
+    # process 2 resumes from step 20: redoes 30 and 40 (its clock restarts), validates at 40
+    first = [_train(10, 60, 5.0), _train(20, 120, 4.0), _valid(20, 2.5, 4.5), _train(30, 180, 3.9), _train(40, 240, 3.8)]
+    second = [_train(30, 50, 3.5), _train(40, 110, 3.0), _valid(40, 2.0, 3.2, sse=0.5)]
+    run = _write_metrics(tmp_path / "run", first + second)
+    c = read_metrics(run)
+    assert c.train[:, 0].tolist() == [10, 20, 30, 40]
+    assert c.train[:, 2].tolist() == [5.0, 4.0, 3.5, 3.0]  # the resumed process's values replace the old ones
+    assert c.train[:, 1].tolist() == pytest.approx([1.0, 2.0, 4.0 + 50 / 60, 4.0 + 110 / 60])
+    assert [(v["step"], v["loss"]) for v in c.valid] == [(20, 4.5), (40, 3.2)]
+    assert c.valid[1]["minutes"] == pytest.approx(6.0) and c.valid[1]["sse"] == 0.5
+    # a cut-short last line (the process was killed while writing it) is skipped; the file itself is accepted
+    run2 = _write_metrics(tmp_path / "run2", first + second, tail='{"step": 50, "epoch": 0, "train_l')
+    c2 = read_metrics(run2 / "metrics.jsonl")
+    assert c2.train.tolist() == c.train.tolist()
+
+
+def test_read_metrics_sees_a_restart_by_the_clock_when_steps_go_on(tmp_path):
+    # process 1 stopped right after its checkpoint at 20; process 2's first record is past it
+    run = _write_metrics(tmp_path / "run", [_train(10, 60, 5.0), _train(20, 120, 4.0), _train(30, 30, 3.0)])
+    assert read_metrics(run).train[:, 1].tolist() == pytest.approx([1.0, 2.0, 2.5])
+
+
+def test_read_metrics_errors_name_the_problem(tmp_path):
+    with pytest.raises(CurvesError, match="no metrics.jsonl"):
+        read_metrics(tmp_path)
+    bad = _write_metrics(tmp_path / "bad", [_train(10, 60, 5.0)], tail="not json\n" + json.dumps(_train(20, 1, 1)) + "\n")
+    with pytest.raises(CurvesError, match=r"line 2: not a JSON record"):
+        read_metrics(bad)
+    nostep = _write_metrics(tmp_path / "nostep", [{"epoch": 0, "train_loss": 1.0}])
+    with pytest.raises(CurvesError, match="line 1: not a metrics record"):
+        read_metrics(nostep)
+
+
+def test_plot_curves_draws_loss_or_any_validation_metric(tmp_path):
+    c = Curves(np.array([[10, 1.0, 5.0], [20, 2.0, 4.0]]), [{"step": 20, "minutes": 2.0, "loss": 4.5, "sse": 0.4}])
+    for kw in ({}, {"x": "minutes", "metric": "sse"}, {"x": "hours", "ylim": (0, 10), "title": "t"}):
+        out = plot_curves(tmp_path / "c.png", {"a": c, "b": c}, **kw)
+        assert out.read_bytes()[:8] == PNG
+    with pytest.raises(CurvesError, match="the runs have: loss, sse"):
+        plot_curves(tmp_path / "c.png", {"a": c}, metric="bpc")
+    with pytest.raises(CurvesError, match="x must be one of"):
+        plot_curves(tmp_path / "c.png", {"a": c}, x="epoch")
+    with pytest.raises(CurvesError, match="no records"):
+        plot_curves(tmp_path / "c.png", {"a": Curves(np.zeros((0, 3)), [])})
+
+
+def test_plot_curves_through_the_cli(tmp_path, capsys):
+    a = _write_metrics(tmp_path / "a", [_train(10, 60, 5.0), _valid(10, 1.1, 4.0, bpc=1.5)])
+    b = _write_metrics(tmp_path / "b", [_train(10, 30, 6.0), _valid(10, 0.6, 4.2, bpc=1.6)])
+    out = tmp_path / "curves.png"
+    assert cli.main(["plot", "curves", str(a), str(b), "--metric", "bpc", "--x", "minutes", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG
+    capsys.readouterr()
+    assert cli.main(["plot", "curves", str(a), "--metric", "sse", "-o", str(out)]) == 2
+    assert "no validation record holds 'sse'; the runs have: bpc, loss" in capsys.readouterr().err
+    assert cli.main(["plot", "curves", str(tmp_path / "nothing"), "-o", str(out)]) == 2
+    assert "no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_the_cli_passes_the_bias_to_both_line_plots(tmp_path, monkeypatch):
+    from graves import plots
+
+    seen = {}
+
+    def recorder(name):
+        def record(path, output, **kw):
+            seen[name] = kw
+            return output
+        return record
+
+    for name in ("plot_density_checkpoint", "plot_window_checkpoint"):
+        monkeypatch.setattr(plots, name, recorder(name))
+    for what in ("density", "window"):
+        assert cli.main(["plot", what, "ckpt", "--text", "hi", "--bias", "0", "-o", str(tmp_path / "x.png")]) == 0
+    assert seen["plot_density_checkpoint"]["bias"] == 0.0 == seen["plot_window_checkpoint"]["bias"]

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from graves.data.primer import (
     IAM_MEDIAN_STEP,

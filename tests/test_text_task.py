@@ -23,6 +23,7 @@ from graves.checkpoint import load_meta, load_weights
 from graves.config import Config, ModelConfig, load_config
 from graves.data.text import Vocab, load_corpus
 from graves.models.text import NULL, TextPredictor, one_hot_null
+from graves.plots import read_metrics
 from graves.tasks.text import (
     TextTask,
     count_characters,
@@ -338,6 +339,14 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, setting
     assert set(ema_a) == set(ema_b) and bool(ema_a) == ("ema_decay" in setting)
     for k in ema_a:  # the average of the weights, too, continues exactly
         assert torch.equal(ema_a[k], ema_b[k]), k
+    # and the learning curves read back from the two runs' metrics files are the same (the resumed
+    # run's clock restarts at zero: its minutes are added to the first process's)
+    whole, split = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "split")
+    assert whole.train[:, 0].tolist() == split.train[:, 0].tolist() == [2, 4, 6, 8]
+    np.testing.assert_array_equal(whole.train[:, 2], split.train[:, 2])
+    assert (np.diff(split.train[:, 1]) >= 0).all()
+    assert [v["step"] for v in split.valid] == [4, 8] and [v["step"] for v in whole.valid] == [8]
+    assert split.valid[-1]["loss"] == whole.valid[-1]["loss"]
 
 
 def test_weight_averaging_validates_and_saves_the_average_and_leaves_training_alone(tmp_path):

@@ -5,7 +5,7 @@
     graves train CONFIG.toml [section.key=value ...] [--run-dir DIR] [--resume]
     graves eval CKPT [--split valid|test] [--dynamic]
     graves sample CKPT [...]
-    graves plot density|window CKPT [...]
+    graves plot density|window CKPT [...] | graves plot curves RUN_DIR... -o curves.png
     graves data download ptb|enwik8 | graves data check | graves data pack [-o iamondb.pack.npz]
 
 Every error that a user can cause (a bad config key, a missing dataset, an unknown character, a damaged
@@ -125,9 +125,12 @@ def _cmd_serve(a: argparse.Namespace) -> int:
 def _cmd_plot(a: argparse.Namespace) -> int:
     from graves import plots
 
-    if a.what == "density":
+    if a.what == "curves":
+        out = plots.plot_curves_runs(a.runs, a.output, x=a.x, metric=a.metric,
+                                     ylim=tuple(a.ylim) if a.ylim else None, title=a.title)
+    elif a.what == "density":
         out = plots.plot_density_checkpoint(a.checkpoint, a.output, line=a.line, text=a.text,
-                                            data_root=a.data, seed=a.seed)
+                                            data_root=a.data, seed=a.seed, bias=a.bias)
     else:
         out = plots.plot_window_checkpoint(a.checkpoint, a.output, line=a.line, text=a.text,
                                            data_root=a.data, seed=a.seed, bias=a.bias)
@@ -234,15 +237,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="output file (.txt for text; .svg or .png for handwriting)")
     s.set_defaults(func=_cmd_sample)
 
-    pl = sub.add_parser("plot", help="figures: density (Figs. 10, 14), window (Fig. 13)")
-    pl.add_argument("what", choices=["density", "window"])
-    pl.add_argument("checkpoint")
-    pl.add_argument("-o", "--output", required=True)
-    pl.add_argument("--line", help="an IAM-OnDB line id, e.g. a01-000u-01")
-    pl.add_argument("--text", help="synthesis nets: write this text and plot the generated line")
-    pl.add_argument("--bias", type=float, default=0.5)
-    pl.add_argument("--seed", type=int, default=0)
-    pl.add_argument("--data", help="data root")
+    pl = sub.add_parser("plot", help="figures: density (Figs. 10, 14), window (Fig. 13), learning curves")
+    plsub = pl.add_subparsers(dest="what", required=True)
+    line = argparse.ArgumentParser(add_help=False)  # the options density and window plots share
+    line.add_argument("checkpoint")
+    line.add_argument("-o", "--output", required=True, help="the PNG to write")
+    line.add_argument("--line", help="an IAM-OnDB line id, e.g. a01-000u-01 (needs --data or $GRAVES_DATA)")
+    line.add_argument("--text", help="synthesis nets: write this text and plot the generated line")
+    line.add_argument("--bias", type=float, default=None,
+                      help="sampling bias of a generated line (default: graves write's, 0.75)")
+    line.add_argument("--seed", type=int, default=0, help="random seed of a generated line (default 0)")
+    line.add_argument("--data", help="data root")
+    plsub.add_parser("density", parents=[line], help="Figs. 10, 14: predicted densities over a line, and π_t")
+    plsub.add_parser("window", parents=[line], help="Fig. 13: the soft window φ(t, u) over a line's text")
+    pc = plsub.add_parser("curves", help="learning curves of one or more runs (their metrics.jsonl)")
+    pc.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by graves train")
+    pc.add_argument("-o", "--output", required=True, help="the PNG to write")
+    pc.add_argument("--x", choices=["step", "minutes", "hours"], default="step",
+                    help="against training steps (default) or training time, resumed segments added up")
+    pc.add_argument("--metric", default="loss",
+                    help="loss (training and validation; default) or a validation metric: sse, bpc, perplexity, ...")
+    pc.add_argument("--ylim", type=float, nargs=2, metavar=("LOW", "HIGH"), help="the y range (default: automatic)")
+    pc.add_argument("--title", default="")
     pl.set_defaults(func=_cmd_plot)
 
     d = sub.add_parser("data", help="download, check or pack datasets")

@@ -5,6 +5,8 @@
   it the mixture weights π_t (components against time) as a heatmap.
 * **Window plot** (Fig. 13): the window weights φ(t, u) as a heatmap, text position u (labelled with its
   character) against time t, under the written line.
+* **Learning curves** of any runs (text or handwriting): training and validation loss, or any validation
+  metric, against steps or training time, read from the runs' ``metrics.jsonl``.
 
 Both work for a real IAM-OnDB line (teacher-forced through the net: the inputs are the line's own
 points, SPEC §3–4) or a generated one (written with :mod:`graves.sample`, then teacher-forced the same
@@ -17,6 +19,9 @@ Units: the density is evaluated in raw IAM-OnDB units (y up): a raw offset d has
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,11 @@ __all__ = [
     "plot_window",
     "plot_window_checkpoint",
     "teacher_force",
+    "Curves",
+    "CurvesError",
+    "read_metrics",
+    "plot_curves",
+    "plot_curves_runs",
 ]
 
 
@@ -285,8 +295,9 @@ def plot_density_checkpoint(path, output, line=None, text=None, data_root=None, 
     return plot_density(output, y_hat, offsets, meta.get("normaliser"), title)
 
 
-def plot_window_checkpoint(path, output, line=None, text=None, data_root=None, seed=0, bias=0.5) -> Path:
-    """``graves plot window``: Fig. 13 for a synthesis checkpoint, a real line or a generated one."""
+def plot_window_checkpoint(path, output, line=None, text=None, data_root=None, seed=0, bias=None) -> Path:
+    """``graves plot window``: Fig. 13 for a synthesis checkpoint, a real line or a generated one (written
+    with ``bias``, default :data:`graves.sample.DEFAULT_BIAS`, and ``seed``)."""
     from graves.sample import SampleError
 
     model, meta, kind = _load(path)
@@ -297,3 +308,172 @@ def plot_window_checkpoint(path, output, line=None, text=None, data_root=None, s
         raise SampleError("the generated line is empty: nothing to plot (try another --seed)")
     _, phi = teacher_force(model, offsets, meta.get("normaliser"), _one_hot(meta, line_text))
     return plot_window(output, phi.cpu().numpy(), line_text, offsets, f"Fig. 13-style window weights: {label}")
+
+
+# ============================================================================================ learning curves
+
+
+class CurvesError(ValueError):
+    """A run folder without a readable ``metrics.jsonl``, or a metric that no record holds."""
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One run's learning curves, read from its ``metrics.jsonl`` by :func:`read_metrics`.
+
+    ``train``: ``(N, 3)`` rows of (step, minutes, training loss) at the logged steps; ``valid``: one dict
+    per validation, with ``step``, ``minutes`` and the ``valid`` metrics (``loss``, and e.g. ``sse`` or
+    ``bpc``). Minutes add up the segments of a resumed run (each process counts from its own start).
+    """
+
+    train: np.ndarray
+    valid: list[dict[str, float]]
+
+
+def read_metrics(run_dir: str | Path) -> Curves:
+    """Read ``RUN_DIR/metrics.jsonl`` (or that file itself) as written by :func:`graves.train.train`.
+
+    A resumed run appends to the file: its steps restart from the last checkpoint, so records from the
+    stopped process at or past the step where the next one resumed are dropped (the resumed run redid
+    those steps), and its clock restarts at zero, so each later segment's minutes are shifted by the
+    minutes already spent. A last line cut short (a killed process) is skipped; any other line that is
+    not a JSON object is an error naming the file and line.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir if run_dir.is_file() else run_dir / "metrics.jsonl"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CurvesError(f"{run_dir}: no metrics.jsonl (is it a run folder written by graves train?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CurvesError(f"cannot read {path}: {exc}") from None
+    lines = text.split("\n")
+    records: list[dict] = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if no == len(lines):  # no newline after it: the process was killed while writing it
+                continue
+            raise CurvesError(f"{path}, line {no}: not a JSON record") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+            raise CurvesError(f"{path}, line {no}: not a metrics record (no integer 'step')")
+        records.append(rec)
+
+    def minutes(rec: dict) -> float | None:
+        if "seconds" in rec:
+            return float(rec["seconds"]) / 60
+        return float(rec["minutes"]) if "minutes" in rec else None
+
+    # Split into process segments (within one, neither the step nor the clock goes back) and stitch them.
+    kept: list[tuple[dict, float]] = []
+    offset, last_min, last_step = 0.0, 0.0, -1
+    for rec in records:
+        m = minutes(rec)
+        if rec["step"] < last_step or (m is not None and m < last_min):
+            kept = [(r, t) for r, t in kept if r["step"] < rec["step"]]  # the resumed run redid these steps
+            offset, last_min = offset + last_min, 0.0
+        last_min = max(last_min, m) if m is not None else last_min
+        last_step = rec["step"]
+        kept.append((rec, offset + (m if m is not None else last_min)))
+    train = np.array([(r["step"], t, r["train_loss"]) for r, t in kept if "train_loss" in r],
+                     dtype=np.float64).reshape(-1, 3)
+    valid = [{"step": r["step"], "minutes": t, **{k: float(v) for k, v in r["valid"].items()}}
+             for r, t in kept if isinstance(r.get("valid"), dict)]
+    return Curves(train, valid)
+
+
+X_AXES = {"step": "training step", "minutes": "training time (minutes)", "hours": "training time (hours)"}
+
+
+def _trailing_mean(y: np.ndarray, window: int) -> np.ndarray:
+    """The mean of the last ``window`` values at each point (of all values so far, near the start)."""
+    c = np.concatenate([[0.0], np.cumsum(y)])  # c[k] = y[0] + … + y[k−1]
+    k = np.arange(1, len(y) + 1)
+    n = np.minimum(k, window)
+    return (c[k] - c[k - n]) / n
+
+
+def plot_curves(
+    output: Any,
+    runs: Mapping[str, Curves],
+    x: str = "step",
+    metric: str = "loss",
+    ylim: tuple[float, float] | None = None,
+    title: str = "",
+) -> Any:
+    """Write a PNG of learning curves, one colour per run.
+
+    With ``metric="loss"``: each run's training loss (faint: as logged; solid: the mean of the last 5 % of
+    the logged values) and validation loss (bold, with markers); otherwise the validation metric of that
+    name (e.g. ``sse``, ``bpc``, ``perplexity``). The best (lowest) validation value of each run is ringed
+    and labelled. The y range leaves out the first, steepest stretch of training (above the 95th
+    percentile of what is drawn) unless ``ylim`` is given.
+
+    Args:
+        output: a path or a binary file object.
+        runs: label → :class:`Curves`, drawn in order.
+        x: ``"step"``, ``"minutes"`` or ``"hours"`` (training time, resumed segments added up).
+    """
+    if x not in X_AXES:
+        raise CurvesError(f"x must be one of {', '.join(X_AXES)}, not {x!r}")
+    if not runs:
+        raise CurvesError("no runs to plot")
+    if metric != "loss" and not any(metric in v for c in runs.values() for v in c.valid):
+        have = sorted({k for c in runs.values() for v in c.valid for k in v} - {"step", "minutes"})
+        raise CurvesError(f"no validation record holds {metric!r}; the runs have: {', '.join(have) or 'none'}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    col = 0 if x == "step" else 1
+    scale = 1 / 60 if x == "hours" else 1.0
+    drawn: list[np.ndarray] = []
+    for i, (label, c) in enumerate(runs.items()):
+        colour = f"C{i % 10}"
+        if metric == "loss" and len(c.train):
+            tx = c.train[:, col] * (1.0 if x == "step" else scale)
+            smooth = _trailing_mean(c.train[:, 2], max(1, len(c.train) // 20))
+            ax.plot(tx, c.train[:, 2], color=colour, alpha=0.2, linewidth=0.6)
+            ax.plot(tx, smooth, color=colour, linewidth=1.0, label=f"{label}: training")
+            drawn.append(smooth)
+        v = [r for r in c.valid if metric in r]
+        if v:
+            vx = np.array([r["step"] if x == "step" else r["minutes"] * scale for r in v])
+            vy = np.array([r[metric] for r in v])
+            ax.plot(vx, vy, color=colour, linewidth=2.0, marker="o", markersize=3.5,
+                    label=f"{label}: validation" if metric == "loss" else label)
+            b = int(np.argmin(vy))
+            ax.plot(vx[b], vy[b], marker="o", markersize=10, markerfacecolor="none", color=colour)
+            ax.annotate(f"{vy[b]:.4g}", (vx[b], vy[b]), textcoords="offset points", xytext=(6, -12),
+                        color=colour, fontsize=8)
+            drawn.append(vy)
+    if not drawn:
+        raise CurvesError("the runs have no records to plot yet")
+    if ylim is None:
+        allv = np.concatenate(drawn)
+        allv = allv[np.isfinite(allv)]
+        lo, hi = float(allv.min()), float(np.quantile(allv, 0.95))
+        pad = 0.05 * max(hi - lo, 1e-9)
+        ylim = (lo - pad, hi + pad)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel(X_AXES[x])
+    ax.set_ylabel(f"{metric} (validation)" if metric != "loss" else "loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or ("learning curves" if metric == "loss" else f"validation {metric}"))
+    fig.tight_layout()
+    return _save(fig, output)
+
+
+def plot_curves_runs(run_dirs: list[str | Path], output: Any, x: str = "step", metric: str = "loss",
+                     ylim: tuple[float, float] | None = None, title: str = "") -> Any:
+    """``graves plot curves``: learning curves of run folders, each labelled with its folder's name."""
+    runs: dict[str, Curves] = {}
+    for d in run_dirs:
+        p = Path(d)
+        label = p.parent.name if p.is_file() else p.name
+        while label in runs:
+            label += "'"
+        runs[label] = read_metrics(p)
+    return plot_curves(output, runs, x=x, metric=metric, ylim=ylim, title=title)

@@ -35,6 +35,7 @@ Substitution table (``substitute=True``), applied in this order:
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from typing import Any, Iterable
 
@@ -174,6 +175,9 @@ class Alphabet:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Alphabet) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     def __repr__(self) -> str:
         return f"Alphabet({self.name!r}, V={len(self)})"

@@ -367,5 +367,8 @@ class Normaliser:
             return NotImplemented
         return bool(np.array_equal(self.mean, other.mean) and np.array_equal(self.std, other.std))
 
+    def __hash__(self) -> int:
+        return hash((tuple(self.mean.tolist()), tuple(self.std.tolist())))
+
     def __repr__(self) -> str:
         return f"Normaliser(mean={self.mean.tolist()}, std={self.std.tolist()})"

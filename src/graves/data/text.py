@@ -115,6 +115,9 @@ class Vocab:
         return (isinstance(other, Vocab) and self.symbols == other.symbols and self.unit == other.unit
                 and self.unk == other.unk)
 
+    def __hash__(self) -> int:
+        return hash((tuple(self.symbols), self.unit, self.unk))
+
     def __repr__(self) -> str:
         return f"Vocab({len(self)} {self.unit} symbols, unk={self.unk!r})"
 
