@@ -165,6 +165,19 @@ def test_cli_data_pack(samples, tmp_path, monkeypatch, capsys):  # noqa: F811
     assert not list(out.parent.glob(".*tmp"))  # written atomically
     assert cli_main(["data", "pack", "--data", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
     assert "graves: error:" in capsys.readouterr().err
+    # an output that cannot be written fails before the parsing; a full disk while writing is one line too
+    (tmp_path / "file").write_text("x")
+    assert cli_main(["data", "pack", "--data", str(root), "-o", str(tmp_path / "file" / "p.npz"), "-q"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    import graves.data.iamondb as iam
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(iam.os, "replace", full_disk)
+    before = out.read_bytes()
+    assert cli_main(["data", "pack", "--data", str(root), "-o", str(out), "-q"]) == 2
+    assert "cannot write the pack" in capsys.readouterr().err and out.read_bytes() == before
 
 
 # ---------------------------------------------------------------------------------------------- device job

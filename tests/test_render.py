@@ -170,3 +170,33 @@ def test_write_page_and_render_error(tmp_path):
     assert issubclass(render.RenderError, ValueError)
     with pytest.raises(render.RenderError):
         render.write_page([np.full((3, 3), np.nan)], tmp_path / "bad.png")
+
+
+def test_a_failed_write_leaves_the_file_as_it_was_and_says_why(tmp_path, monkeypatch):
+    """A full disk during a save: an OutputError naming the file and the reason, the old file intact, no
+    temporary file left behind."""
+    page = tmp_path / "page.svg"
+    render.save(page, [make_line(3)])
+    before = page.read_bytes()
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(render.os, "replace", full_disk)
+    with pytest.raises(render.OutputError, match=r"cannot write .*page\.svg: No space left on device \(the existing"):
+        render.save(page, [make_line(4)])
+    with pytest.raises(render.OutputError, match=r"new\.png: No space left on device \(nothing was written\)"):
+        render.save(tmp_path / "new.png", [make_line(4)])
+    assert page.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.svg"]
+    assert issubclass(render.OutputError, OSError)
+
+
+def test_check_writable_fails_early_and_leaves_nothing(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(render.OutputError, match="is a file, not a folder"):
+        render.check_writable(tmp_path / "file" / "sub" / "x.svg")
+    with pytest.raises(render.OutputError, match="it is a folder"):
+        render.check_writable(tmp_path)
+    assert render.check_writable(tmp_path / "new" / "x.svg") == tmp_path / "new" / "x.svg"
+    assert [p.name for p in tmp_path.rglob("*")] == ["file", "new"]  # the folder is made; no probe is left

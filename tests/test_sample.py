@@ -502,6 +502,39 @@ def test_graves_write_through_the_cli(tmp_path, capsys):
     assert plain.read_text() == plain2.read_text()
 
 
+def test_an_unwritable_output_fails_before_sampling_and_a_full_disk_loses_no_output(tmp_path, capsys, monkeypatch):
+    from graves import cli, render
+    from graves import sample as sample_mod
+
+    ckpt = str(toy_checkpoint(tmp_path / "ckpt"))
+    (tmp_path / "file").write_text("x")
+    real_write = sample_mod.write
+    monkeypatch.setattr(sample_mod, "write", lambda *a, **k: pytest.fail("sampled before checking the outputs"))
+    assert cli.main(["write", "hi", "--model", ckpt, "-o", str(tmp_path / "file" / "x.svg")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    monkeypatch.setattr(sample_mod, "write", real_write)
+
+    # the disk fills while the PNG is saved: the SVG is still written, and the error says what to do
+    real_file = render.write_file
+
+    def png_on_a_full_disk(path, data):
+        if str(path).endswith(".png"):
+            raise render.OutputError(f"cannot write {path}: No space left on device (nothing was written)")
+        return real_file(path, data)
+
+    monkeypatch.setattr(render, "write_file", png_on_a_full_disk)
+    png, svg = tmp_path / "a.png", tmp_path / "a.svg"
+    assert cli.main(["write", "hi", "--model", ckpt, "-o", str(png), "-o", str(svg), "--seed", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a.png: No space left on device" in err and f"wrote {svg}" in err
+    assert "same command (seed 4) writes the same lines again" in err
+    assert svg.exists() and not png.exists()
+    monkeypatch.setattr(render, "write_file", real_file)
+    again = tmp_path / "b.svg"  # ... which it does
+    assert cli.main(["write", "hi", "--model", ckpt, "-o", str(again), "--seed", "4"]) == 0
+    assert again.read_bytes() == svg.read_bytes()
+
+
 def test_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
     from graves import cli
     from graves import sample as sample_mod

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import REPO, require_data
-from graves.checkpoint import load_meta, load_weights
+from graves.checkpoint import CheckpointError, load_meta, load_weights
 from graves.config import Config, ModelConfig, load_config
 from graves.data.text import Vocab, load_corpus
 from graves.models.text import NULL, TextPredictor, one_hot_null
@@ -347,6 +347,49 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, setting
     assert (np.diff(split.train[:, 1]) >= 0).all()
     assert [v["step"] for v in split.valid] == [4, 8] and [v["step"] for v in whole.valid] == [8]
     assert split.valid[-1]["loss"] == whole.valid[-1]["loss"]
+
+
+def test_a_full_disk_stops_training_with_the_last_checkpoint_intact_and_resume_loses_nothing(tmp_path, monkeypatch):
+    """The metrics file cannot be appended to at step 8 (the disk is full): one clear error; after making
+    room, --resume from the step-6 checkpoint ends with the weights of a run that never failed."""
+    import builtins
+
+    import graves.train as train_mod
+    from graves.train import train
+
+    extra = ["train.eval_every=6", "train.max_steps=12", "train.log_every=2"]
+    train(_toy(*extra), tmp_path / "whole", progress=False)
+
+    class FillingFile:
+        def __init__(self, f, room):
+            self.f, self.room = f, room
+
+        def write(self, text):
+            if self.room <= 0:
+                self.f.write(text[: len(text) // 2])  # part of the record reaches the file
+                raise OSError(28, "No space left on device")
+            self.room -= 1
+            return self.f.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    # records: train 2, 4, 6, valid 6 (checkpoint), train 8 <- the disk is full
+    monkeypatch.setattr(train_mod, "open", lambda *a, **k: FillingFile(builtins.open(*a, **k), 4), raising=False)
+    with pytest.raises(CheckpointError, match=r"metrics\.jsonl: No space left on device; training stopped at step 8 "
+                                              r"\(.*last holds the last checkpoint: make room, then --resume\)"):
+        train(_toy(*extra), tmp_path / "split", progress=False)
+    assert load_meta(tmp_path / "split" / "last")["step"] == 6
+    monkeypatch.undo()
+    summary = train(_toy(*extra), tmp_path / "split", resume=True, progress=False)
+    assert summary["step"] == 12
+    a, b = load_weights(tmp_path / "whole" / "last"), load_weights(tmp_path / "split" / "last")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the cut-short record is skipped; the curves are the uninterrupted run's
+    whole, split = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "split")
+    assert split.skipped == 1
+    np.testing.assert_array_equal(whole.train[:, [0, 2]], split.train[:, [0, 2]])
 
 
 def test_weight_averaging_validates_and_saves_the_average_and_leaves_training_alone(tmp_path):

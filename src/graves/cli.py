@@ -52,12 +52,15 @@ def _cmd_sample(a: argparse.Namespace) -> int:
 
     kind = load_meta(a.checkpoint)["config"]["model"]["kind"]
     if kind == "text":
+        from graves.render import check_writable, write_file
         from graves.tasks.text import sample_text_checkpoint
 
+        if a.output:
+            check_writable(a.output)
         text = sample_text_checkpoint(a.checkpoint, length=a.length, temperature=a.temperature,
                                       prime=a.prime or "", seed=a.seed)
         if a.output:
-            Path(a.output).write_text(text, encoding="utf-8")
+            write_file(a.output, text.encode("utf-8"))
             print(f"wrote {a.output}", file=sys.stderr)
         else:
             sys.stdout.write(text + "\n")
@@ -160,7 +163,9 @@ def _data_pack(a: argparse.Namespace) -> int:
     from graves.data.iamondb import write_pack
     from graves.data.primer import iam_folder
 
-    out = Path(a.output)
+    from graves.render import check_writable
+
+    out = check_writable(a.output)  # before minutes of parsing
     counts = write_pack(iam_folder(_data_root(a.data)), out, progress=not a.quiet)
     size = out.stat().st_size
     print(f"wrote {out} ({size / 2**20:.1f} MiB): "

@@ -15,6 +15,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("graves.data.alphabet", "UnknownCharacterError"),
         ("graves.data.primer", "PrimerError"),
         ("graves.render", "RenderError"),
+        ("graves.render", "OutputError"),
         ("graves.plots", "CurvesError"),
     ]:
         try:

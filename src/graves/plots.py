@@ -20,6 +20,7 @@ Units: the density is evaluated in raw IAM-OnDB units (y up): a raw offset d has
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,17 +219,23 @@ def plot_window(
 
 
 def _save(fig, output: Any) -> Any:
-    """Save ``fig`` as a PNG to ``output``, a path (parent folders made) or a binary file object."""
+    """Save ``fig`` as a PNG to ``output``, a path (written atomically, parent folders made) or a binary file
+    object."""
     plt = _pyplot()
     if hasattr(output, "write"):
         fig.savefig(output, dpi=120, format="png")
         plt.close(fig)
         return output
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
-    return output
+    import io
+
+    from graves.render import write_file
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=120, format="png")
+    finally:
+        plt.close(fig)
+    return write_file(output, buf.getvalue())  # atomic; OutputError names the file and the reason
 
 
 # ============================================================================================ checkpoints
@@ -328,6 +335,7 @@ class Curves:
 
     train: np.ndarray
     valid: list[dict[str, float]]
+    skipped: int = 0  # lines that were not metrics records (a cut-short line of a killed process)
 
 
 def read_metrics(run_dir: str | Path) -> Curves:
@@ -336,8 +344,8 @@ def read_metrics(run_dir: str | Path) -> Curves:
     A resumed run appends to the file: its steps restart from the last checkpoint, so records from the
     stopped process at or past the step where the next one resumed are dropped (the resumed run redid
     those steps), and its clock restarts at zero, so each later segment's minutes are shifted by the
-    minutes already spent. A last line cut short (a killed process) is skipped; any other line that is
-    not a JSON object is an error naming the file and line.
+    minutes already spent. Lines that are not metrics records (a record cut short when a process was
+    killed or the disk filled) are skipped and counted in ``Curves.skipped``.
     """
     run_dir = Path(run_dir)
     path = run_dir if run_dir.is_file() else run_dir / "metrics.jsonl"
@@ -347,19 +355,18 @@ def read_metrics(run_dir: str | Path) -> Curves:
         raise CurvesError(f"{run_dir}: no metrics.jsonl (is it a run folder written by graves train?)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CurvesError(f"cannot read {path}: {exc}") from None
-    lines = text.split("\n")
     records: list[dict] = []
-    for no, line in enumerate(lines, 1):
+    skipped = 0
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            if no == len(lines):  # no newline after it: the process was killed while writing it
-                continue
-            raise CurvesError(f"{path}, line {no}: not a JSON record") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
-            raise CurvesError(f"{path}, line {no}: not a metrics record (no integer 'step')")
+            rec = None
+        if not isinstance(rec, dict) or isinstance(rec.get("step"), bool) or not isinstance(rec.get("step"), int):
+            skipped += 1
+            continue
         records.append(rec)
 
     def minutes(rec: dict) -> float | None:
@@ -382,7 +389,7 @@ def read_metrics(run_dir: str | Path) -> Curves:
                      dtype=np.float64).reshape(-1, 3)
     valid = [{"step": r["step"], "minutes": t, **{k: float(v) for k, v in r["valid"].items()}}
              for r, t in kept if isinstance(r.get("valid"), dict)]
-    return Curves(train, valid)
+    return Curves(train, valid, skipped)
 
 
 X_AXES = {"step": "training step", "minutes": "training time (minutes)", "hours": "training time (hours)"}
@@ -468,7 +475,8 @@ def plot_curves(
 
 def plot_curves_runs(run_dirs: list[str | Path], output: Any, x: str = "step", metric: str = "loss",
                      ylim: tuple[float, float] | None = None, title: str = "") -> Any:
-    """``graves plot curves``: learning curves of run folders, each labelled with its folder's name."""
+    """``graves plot curves``: learning curves of run folders, each labelled with its folder's name; skipped
+    lines (see :func:`read_metrics`) are named in a warning on stderr."""
     runs: dict[str, Curves] = {}
     for d in run_dirs:
         p = Path(d)
@@ -476,4 +484,7 @@ def plot_curves_runs(run_dirs: list[str | Path], output: Any, x: str = "step", m
         while label in runs:
             label += "'"
         runs[label] = read_metrics(p)
+        if runs[label].skipped:
+            print(f"graves: warning: {d}: skipped {runs[label].skipped} line(s) of metrics.jsonl that are not "
+                  "metrics records", file=sys.stderr)
     return plot_curves(output, runs, x=x, metric=metric, ylim=ylim, title=title)

@@ -11,9 +11,11 @@ plotters expect; the flip from the data's y-up happens once, in :func:`layout`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +26,21 @@ import numpy as np
 
 from graves.data.strokes import offsets_to_strokes
 
-__all__ = ["Page", "RenderError", "layout", "to_svg", "to_png", "to_pdf", "to_polylines", "save", "write_page",
-           "SUFFIXES"]
+__all__ = ["Page", "RenderError", "OutputError", "layout", "to_svg", "to_png", "to_pdf", "to_polylines", "save",
+           "write_page", "write_file", "check_writable", "SUFFIXES"]
 
 SUFFIXES = (".svg", ".png", ".pdf", ".json")
 
 
 class RenderError(ValueError):
     """Bad input to a renderer (shape, labels, options) or an output path it cannot write."""
+
+
+class OutputError(OSError):
+    """An output file that could not be written: no such folder, no permission, a full disk, ...
+
+    Raised by :func:`write_file` and :func:`check_writable` with a message naming the file and the reason;
+    the file is left as it was (writes are atomic)."""
 
 
 @dataclass
@@ -287,17 +296,50 @@ def to_polylines(
     return [s for line in page.strokes for s in line]
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a fresh file beside ``path`` (created with the usual umask permissions), then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early, before minutes of sampling, on an output that could not be written afterwards.
+
+    ``path`` must not be a folder; its folder is made if needed (as the write would) and probed by creating
+    and removing an empty file in it. Raises :class:`OutputError`; returns ``path`` as a ``Path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"cannot write {path}: {ancestor} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: into a fresh file beside it (created with the usual umask
+    permissions), then renamed into place; the folder is made if needed.
+
+    On any failure (a full disk, no permission, ...) the temporary file is removed and ``path`` is left as it
+    was: an :class:`OutputError` names the file and the reason."""
+    path = Path(path)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            kept = "the existing file was left as it was" if path.exists() else "nothing was written"
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from exc
         raise
+    return path
 
 
 def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | None = None, **options) -> Path:
@@ -320,8 +362,7 @@ def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | Non
         data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
     else:
         raise RenderError(f"cannot save {path}: unknown suffix {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
-    _atomic_write_bytes(path, data)
-    return path
+    return write_file(path, data)
 
 
 def write_page(lines: Any, path: str | os.PathLike, labels: Sequence[str | None] | None = None,

@@ -896,12 +896,15 @@ def _check_outputs(outputs: Sequence[str | Path]) -> list[Path]:
     """Output paths, checked before any sampling: .svg, .png, .pdf, or .json (plotter polylines)."""
     from graves.render import SUFFIXES
 
+    from graves.render import check_writable
+
     paths = [Path(o) for o in outputs]
     if not paths:
         raise SampleError("no output file given (-o FILE.svg or FILE.png)")
     for p in paths:
         if p.suffix.lower() not in SUFFIXES:
             raise SampleError(f"cannot write {p}: the output must end in .svg, .png or .pdf (or .json for plotter paths)")
+        check_writable(p)  # a missing permission shows now, not after the sampling
     return paths
 
 
@@ -1161,6 +1164,8 @@ def write_to_files(
     .pdf / .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,
     ``stroke_width``, ``background``, see :func:`graves.render.to_svg`). Lines the step cap stopped are
     named in a warning on stderr. Returns the files written."""
+    from graves.render import OutputError
+
     paths = _check_outputs(outputs)
     render = dict(render or {})
     _check_render_options(render)
@@ -1171,7 +1176,16 @@ def write_to_files(
         tries = f" in {retries + 1} tries" if retries else ""
         print(f"graves: warning: line(s) {hw.unfinished} reached the step cap before the end of their text{tries}",
               file=sys.stderr)
-    return [hw.save(p, **({} if p.suffix.lower() == ".json" else render)) for p in paths]
+    written, failed = [], []
+    for p in paths:  # every output is tried: a full disk may still take the small ones
+        try:
+            written.append(hw.save(p, **({} if p.suffix.lower() == ".json" else render)))
+        except OutputError as exc:
+            failed.append(str(exc))
+    if failed:
+        done = f"; wrote {', '.join(map(str, written))}" if written else ""
+        raise OutputError("; ".join(failed) + done + f". The same command (seed {seed}) writes the same lines again")
+    return written
 
 
 def _check_render_options(options: dict[str, Any]) -> None:

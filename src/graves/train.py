@@ -29,6 +29,7 @@ exact; a run resumed with averaging newly switched on starts the average from it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -184,6 +185,13 @@ def _finite(loss: Tensor, optimizer: torch.optim.Optimizer) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in (loss.detach(), *grads)]).all())
 
 
+def _ends_cut_short(path: Path) -> bool:
+    """Whether the non-empty file ``path`` lacks a final newline."""
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) != b"\n"
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (``run_dir/last`` and ``run_dir/best`` checkpoints); returns the summary."""
     run_dir = Path(run_dir)
@@ -253,13 +261,31 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         else:
             averaged.update_parameters(model)
 
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    metrics_path = run_dir / "metrics.jsonl"
+
+    def disk_error(what: Path, exc: OSError, at_step: int) -> CheckpointError:
+        where = f"{last} holds the last checkpoint: make room, then --resume" if last.exists() else "no checkpoint yet"
+        return CheckpointError(f"could not write {what}: {exc.strerror or exc}; training stopped at step {at_step} "
+                               f"({where})")
+
+    try:
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise disk_error(run_dir / "config.json", exc, step) from exc
+    try:
+        metrics_file = open(metrics_path, "a", encoding="utf-8")
+        if metrics_file.tell() and _ends_cut_short(metrics_path):
+            metrics_file.write("\n")  # a killed process's last record was cut short: start on a new line
+    except OSError as exc:
+        raise disk_error(metrics_path, exc, step) from exc
     t_start = time.monotonic()
 
     def log(record: dict[str, Any]) -> None:
-        metrics_file.write(json.dumps(record) + "\n")
-        metrics_file.flush()
+        try:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+        except OSError as exc:  # a full disk: stop with the last checkpoint intact
+            raise disk_error(metrics_path, exc, step) from exc
 
     def save(which: str) -> None:
         # Outside noise.sample() the model holds the clean weights / posterior means; `best` is the
@@ -365,7 +391,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 validate()
     finally:
         bar.close()
-        metrics_file.close()
+        with contextlib.suppress(OSError):  # a full disk already reported; don't mask that error
+            metrics_file.close()
     summary = {"stop": stop_reason, "step": step, "epoch": epoch, "best_valid_loss": best,
                "last": history[-1] if history else None, "run_dir": str(run_dir)}
     return summary

@@ -633,7 +633,10 @@ def write_pack(
                            "texts": [line.text for line in lines],
                            "problems": [[p.where, p.message] for p in probs]}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+    try:
+        _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+    except OSError as e:
+        raise DataError(f"cannot write the pack {path}: {e.strerror or e} (nothing was written)") from e
     return {n: len(found[n][0]) for n in names}
 
 
