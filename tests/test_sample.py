@@ -760,3 +760,16 @@ def test_the_shipped_model_writes_through_the_cli(tmp_path):
     assert len(paths) >= 2  # more than one pen-down stroke was written
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli_main(["write", "hello", "--style", "1", "-o", str(tmp_path / "b.svg")]) == 0
+
+
+def test_cli_help_states_the_sampler_defaults():
+    """The parser stays light (no torch import), so its help repeats two defaults: keep them in step."""
+    from graves.cli import build_parser
+    from graves.sample import DEFAULT_BIAS
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    write_help = sub["write"].format_help()
+    assert f"(default {DEFAULT_BIAS:g};" in " ".join(write_help.split())
+    plot = next(a for a in sub["plot"]._actions if a.dest == "what").choices
+    assert f"graves write's, {DEFAULT_BIAS:g})" in " ".join(plot["density"].format_help().split())

@@ -184,12 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--output", action="append",
                    help="output file (.svg, .png, .pdf, or .json plotter paths); repeatable")
     w.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
-    w.add_argument("--bias", type=float, default=None, help="sampling bias b >= 0 (eqs. 61-62)")
+    w.add_argument("--bias", type=float, default=None,
+                   help="sampling bias b >= 0 (eqs. 61-62): larger is neater (default 0.75; 0: the paper's unbiased sampling)")
     w.add_argument("--style", type=int, default=None, help="one of the shipped styles (0, 1, ...)")
     w.add_argument("--prime", help="your own handwriting: JSON strokes, InkML, or an IAM-OnDB line id")
     w.add_argument("--prime-text", help="the transcription of --prime")
-    w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--width", type=int, default=50, help="wrap lines at this many characters")
+    w.add_argument("--seed", type=int, default=0,
+                   help="random seed (default 0): the same seed, text and options write the same page")
+    w.add_argument("--width", type=int, default=50, help="wrap lines at this many characters (default 50)")
     w.add_argument("--retries", type=int, default=None,
                    help="write a line the step cap stopped again, up to this many more times, then as two "
                         "shorter lines (default 5; 0: each line once, as it comes)")
@@ -206,31 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="the web page: write handwriting in the browser (pip install -e '.[web]')")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     sv.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
     sv.add_argument("--max-chars", type=int, default=400, help="the longest text one request may ask for")
     sv.set_defaults(func=_cmd_serve)
 
     t = sub.add_parser("train", help="train an experiment from a TOML config")
-    t.add_argument("config")
+    t.add_argument("config", help="an experiment's TOML file, e.g. configs/hw-synth.toml")
     t.add_argument("overrides", nargs="*", help="section.key=value (type-checked)")
     t.add_argument("--run-dir", help="where checkpoints and metrics go (default runs/NAME)")
     t.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/last")
     t.add_argument("--data", help="data root (default $GRAVES_DATA, else ./data)")
-    t.add_argument("-q", "--quiet", action="store_true")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar (the summary is printed as JSON either way)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="a checkpoint folder, e.g. runs/NAME/best")
     e.add_argument("overrides", nargs="*", help="optim.key=value: the optimiser of --dynamic (e.g. optim.name=sgd optim.lr=1e-3)")
-    e.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    e.add_argument("--split", default="valid", choices=["train", "valid", "test"],
+                   help="the data to evaluate on (default valid)")
     e.add_argument("--dynamic", action="store_true", help="dynamic evaluation (text nets)")
     e.add_argument("--data", help="data root")
-    e.add_argument("-q", "--quiet", action="store_true")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("sample", help="sample from a checkpoint (text, or handwriting)")
-    s.add_argument("checkpoint")
+    s.add_argument("checkpoint", help="a checkpoint folder (text, handwriting or synthesis net)")
     s.add_argument("--length", type=int, default=1000, help="text: symbols to generate")
     s.add_argument("--temperature", type=float, default=1.0, help="text: softmax temperature")
     s.add_argument("--prime", help="text: text to condition on first")
@@ -238,14 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bias", type=float, default=0.0, help="handwriting: sampling bias b")
     s.add_argument("--lines", type=int, default=4, help="handwriting: lines per image")
     s.add_argument("--text", help="synthesis checkpoints: the text to write")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("-o", "--output", help="output file (.txt for text; .svg or .png for handwriting)")
     s.set_defaults(func=_cmd_sample)
 
     pl = sub.add_parser("plot", help="figures: density (Figs. 10, 14), window (Fig. 13), learning curves")
     plsub = pl.add_subparsers(dest="what", required=True)
     line = argparse.ArgumentParser(add_help=False)  # the options density and window plots share
-    line.add_argument("checkpoint")
+    line.add_argument("checkpoint", help="a handwriting checkpoint folder (src/graves/weights: the shipped model)")
     line.add_argument("-o", "--output", required=True, help="the PNG to write")
     line.add_argument("--line", help="an IAM-OnDB line id, e.g. a01-000u-01 (needs --data or $GRAVES_DATA)")
     line.add_argument("--text", help="synthesis nets: write this text and plot the generated line")
@@ -263,13 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--metric", default="loss",
                     help="loss (training and validation; default) or a validation metric: sse, bpc, perplexity, ...")
     pc.add_argument("--ylim", type=float, nargs=2, metavar=("LOW", "HIGH"), help="the y range (default: automatic)")
-    pc.add_argument("--title", default="")
+    pc.add_argument("--title", default="", help="the figure's title (default: learning curves)")
     pl.set_defaults(func=_cmd_plot)
 
     d = sub.add_parser("data", help="download, check or pack datasets")
     dsub = d.add_subparsers(dest="action", required=True)
     dd = dsub.add_parser("download")
-    dd.add_argument("name", choices=["ptb", "enwik8"])
+    dd.add_argument("name", choices=["ptb", "enwik8"], help="the dataset")
     dd.add_argument("--dest", help="folder (default DATA_ROOT/ptb or DATA_ROOT/enwik8)")
     dd.add_argument("--data", help="data root")
     dc = dsub.add_parser("check")
@@ -278,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "that training reads in place of the archives (docs/device.md)")
     dp.add_argument("--data", help="data root (its iam-ondb/ folder), or the IAM-OnDB folder itself")
     dp.add_argument("-o", "--output", default="iamondb.pack.npz", help="the pack (default ./iamondb.pack.npz)")
-    dp.add_argument("-q", "--quiet", action="store_true")
+    dp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_data)
     return p
 
