@@ -49,6 +49,7 @@ def main() -> None:
             page.fill("#text", TEXT)
             page.select_option("#style", a.style)
             page.fill("#seed", a.seed)
+            page.uncheck("#animate")  # the finished page, not a moment of its drawing
             page.wait_for_function("document.getElementById('style-preview').naturalWidth > 0")
             page.click("#write")
             page.wait_for_function("document.getElementById('page').naturalWidth > 0 && "

@@ -200,3 +200,34 @@ def test_check_writable_fails_early_and_leaves_nothing(tmp_path):
         render.check_writable(tmp_path)
     assert render.check_writable(tmp_path / "new" / "x.svg") == tmp_path / "new" / "x.svg"
     assert [p.name for p in tmp_path.rglob("*")] == ["file", "new"]  # the folder is made; no probe is left
+
+
+def test_pen_timing_follows_the_points_as_the_net_wrote_them():
+    # line 0: strokes of 3, 1 (a dot) and 4 points; a blank line; line 2: one stroke of 2 points
+    a = np.zeros((8, 3))
+    a[[2, 3, 7], 2] = 1
+    b = np.zeros((2, 3))
+    b[1, 2] = 1
+    page = render.layout([a, np.zeros((0, 3)), b])
+    t = render.pen_timing(page, 10.0)
+    pause = render.LINE_PAUSE_POINTS
+    assert [[tuple(map(round, st, [9, 9])) for st in line] for line in t] == [
+        [(0.0, 0.2), (0.3, 0.1), (0.4, 0.3)], [], [((8 + pause) / 10, 0.1)]]
+    for bad in (0, -1, float("nan"), "fast"):
+        with pytest.raises(render.RenderError, match="points per second"):
+            render.pen_timing(page, bad)
+
+
+def test_an_animated_svg_is_the_still_one_with_timed_paths():
+    lines = [make_line(5), make_line(6)]
+    still = render.to_svg(lines)
+    moving = render.to_svg(lines, animate=50)
+    root = SafeET.fromstring(moving.encode())
+    paths = root.findall(f".//{SVG}path")
+    assert len(paths) == len(SafeET.fromstring(still.encode()).findall(f".//{SVG}path"))
+    assert [p.get("d") for p in paths] == [p.get("d") for p in SafeET.fromstring(still.encode()).findall(f".//{SVG}path")]
+    timing = [t for line in render.pen_timing(render.layout(lines), 50) for t in line]
+    for p, (start, duration) in zip(paths, timing):
+        assert p.get("pathLength") == "1"
+        assert p.get("style") == f"animation-delay:{start:.3f}s;animation-duration:{duration:.3f}s"
+    assert root.find(f"{SVG}style") is not None and "@keyframes" not in still

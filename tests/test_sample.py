@@ -495,6 +495,14 @@ def test_graves_write_through_the_cli(tmp_path, capsys):
     once = tmp_path / "d.svg"
     assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(once), "--retries", "0"]) == 0
     assert once.read_text() == svg.read_text()
+    # --animate: the SVG is drawn as written, the PNG beside it is the still page; no SVG, no animation
+    moving, still_png = tmp_path / "m.svg", tmp_path / "m.png"
+    assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(moving), "-o", str(still_png),
+                     "--animate", "60"]) == 0
+    assert "@keyframes" in moving.read_text() and still_png.read_bytes() == png.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["write", "hello world", "--model", str(ckpt), "-o", str(png), "--animate"]) == 2
+    assert "only an SVG page can be animated" in capsys.readouterr().err
     # --candidates 1 is the paper's plain sampler: deterministic too
     plain, plain2 = tmp_path / "e.svg", tmp_path / "f.svg"
     for f in (plain, plain2):

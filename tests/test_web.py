@@ -77,6 +77,10 @@ def test_a_written_page_is_exactly_what_graves_write_gives(client):
     assert _paths(r.content) > 0
     # another seed, another page
     assert _post(client, {"text": "Hi there", "seed": 6, "bias": 1.0}).content != r.content
+    # the animated page is graves write's --animate
+    moving = _post(client, {"text": "Hi there", "seed": 5, "bias": 1.0, "animate": 80})
+    assert moving.content == graves.write("Hi there", seed=5, bias=1.0).svg(animate=80).encode("utf-8")
+    assert b"@keyframes" in moving.content and b"@keyframes" not in r.content
 
 
 def test_png_pdf_and_styles(client):
@@ -155,6 +159,10 @@ def test_your_own_handwriting_primes_the_page(client):
         ({"text": "a", "colour": 'red" onload="alert(1)'}, 422, "not a colour"),
         ({"text": "a", "stroke_width": 0}, 422, "stroke width"),
         ({"text": "a", "stroke_width": 500}, 422, "at most 20"),
+        ({"text": "a", "animate": "fast"}, 400, '"animate" must be a number'),
+        ({"text": "a", "animate": 0}, 422, "pen speed"),
+        ({"text": "a", "animate": 1e6}, 422, "at most 10,000"),
+        ({"text": "a", "animate": 100, "format": "png"}, 422, "only the SVG page"),
         ({"text": "a", "style": 0, "prime": {"strokes": [[[0, 0], [5, 5]]], "text": "a"}}, 422, "one of"),
         ({"text": "a", "prime": {"strokes": [[[0, 0], [5, 5]]], "text": " "}}, 422, "transcription"),
         ({"text": "a", "prime": {"strokes": [[[0, 0]]], "text": "a"}}, 422, "at least 2 points"),

@@ -91,7 +91,23 @@ def test_typing_a_text_shows_it_handwritten(page):
     assert status.startswith("1 line in"), status
     assert page.get_attribute("#page", "src").startswith("blob:")
     assert page.evaluate("document.getElementById('page').naturalWidth") > 100
+    # drawn stroke by stroke by default: the SVG link gives the still page, the other the animated one
+    assert page.is_checked("#animate") and page.is_visible("#replay") and page.is_visible("#download-animated")
+    for link, animated in (("#download-svg", False), ("#download-animated", True)):
+        with page.expect_download() as download:
+            page.click(link)
+        with open(download.value.path(), "rb") as f:
+            svg = f.read()
+        assert svg.startswith(b"<?xml") and (b"@keyframes" in svg) == animated, link
+    shown = page.get_attribute("#page", "src")
+    page.click("#replay")  # the same page again, under a fresh URL, so its animation starts over
+    page.wait_for_function("([s]) => document.getElementById('page').src !== s && "
+                           "document.getElementById('page').naturalWidth > 0", arg=[shown])
+    page.uncheck("#animate")
+    _write(page)
+    assert not page.is_visible("#replay") and not page.is_visible("#download-animated")
     assert page.get_attribute("#download-svg", "href").startswith("blob:")
+    page.check("#animate")
     page.fill("#text", "and a second")  # Ctrl+Enter in the text writes too
     before = page.get_attribute("#page", "src")
     page.press("#text", "Control+Enter")
@@ -165,3 +181,60 @@ def test_drawing_your_own_handwriting_primes_the_page(page):
     page.click("#clear")
     page.select_option("#style", "")
     assert not page.is_visible("#pad")
+
+
+def test_an_animated_svg_draws_each_stroke_in_turn_and_ends_as_the_still_page(page):
+    """render.to_svg(animate=...) in Chromium: with the animations paused at chosen times, the strokes before
+    that time are drawn, the one under way is partly drawn, the later ones are not; at the end the page
+    looks like the still one, at the start it is blank."""
+    import io
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    from graves import render
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for n in (30, 24):  # two lines, strokes of 6 points, random wiggles
+        o = np.zeros((n, 3))
+        o[:, 0] = 6 + rng.normal(0, 3, n)
+        o[:, 1] = rng.normal(0, 8, n)
+        o[5::6, 2] = 1
+        lines.append(o)
+    speed = 40.0
+    timing = [t for line in render.pen_timing(render.layout(lines), speed) for t in line]
+    assert len(timing) == 9 and timing[5][0] == pytest.approx((30 + render.LINE_PAUSE_POINTS) / speed)
+    body = lambda svg: f"<html><body style='margin:0'>{svg.split(chr(10), 1)[1]}</body></html>"  # noqa: E731
+
+    pg = page.context.browser.new_page(viewport={"width": 700, "height": 400})  # the page fixture's browser
+    try:
+        pg.set_content(body(render.to_svg(lines)))
+        still = pg.screenshot()
+        pg.set_content(body(render.to_svg(lines, animate=speed)))
+        assert pg.evaluate("document.getAnimations().length") == len(timing)
+        pg.evaluate("document.getAnimations().forEach(a => a.pause())")
+
+        def at(seconds):
+            pg.evaluate("t => document.getAnimations().forEach(a => a.currentTime = t)", seconds * 1000)
+            styles = pg.evaluate("Array.from(document.querySelectorAll('path'), p => "
+                                 "[parseFloat(getComputedStyle(p).strokeDashoffset), Number(getComputedStyle(p).opacity)])")
+            return np.array(styles)
+
+        def ink(png):
+            return (mpimg.imread(io.BytesIO(png))[..., :3].mean(-1) < 0.5).sum()
+
+        k = 6  # a stroke of the second line, half drawn
+        start, duration = timing[k]
+        s = at(start + duration / 2)
+        assert s[k, 0] == pytest.approx(0.5, abs=0.02) and s[k, 1] == 1
+        assert (s[:k, 0] == 0).all() and (s[:k, 1] == 1).all()
+        assert (s[k + 1:, 1] == 0).all()
+        at(0)
+        assert ink(pg.screenshot()) == 0
+        at(timing[-1][0] + timing[-1][1] + 0.5)
+        end = pg.screenshot()
+    finally:
+        pg.close()
+    a, b = (mpimg.imread(io.BytesIO(x))[..., :3] for x in (end, still))
+    assert ink(still) > 100 and np.abs(a - b).mean() < 0.005

@@ -82,6 +82,8 @@ def _render_options(a: argparse.Namespace) -> dict:
         out["stroke_width"] = a.stroke_width
     if a.background is not None:
         out["background"] = None if a.background.lower() in ("none", "transparent") else a.background
+    if a.animate is not None:
+        out["animate"] = a.animate
     return out
 
 
@@ -204,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--colour", "--color", dest="colour", help="ink colour: a name or #rrggbb (default black)")
     w.add_argument("--stroke-width", type=float, default=None, help="pen width in pixels (default 2)")
     w.add_argument("--background", help="page colour, or 'none' for transparent (default white)")
+    w.add_argument("--animate", type=float, nargs="?", const=100.0, default=None, metavar="POINTS_PER_SECOND",
+                   help="SVG: draw the page stroke by stroke, in the order and pace the net wrote it, at this many "
+                        "pen points per second (default 100: about 5 letters a second)")
     w.set_defaults(func=_cmd_write)
 
     sv = sub.add_parser("serve", help="the web page: write handwriting in the browser (pip install -e '.[web]')")

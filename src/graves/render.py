@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import tempfile
 import uuid
@@ -27,7 +28,7 @@ import numpy as np
 from graves.data.strokes import offsets_to_strokes
 
 __all__ = ["Page", "RenderError", "OutputError", "layout", "to_svg", "to_png", "to_pdf", "to_polylines", "save",
-           "write_page", "write_file", "check_writable", "SUFFIXES"]
+           "write_page", "write_file", "check_writable", "pen_timing", "SUFFIXES"]
 
 SUFFIXES = (".svg", ".png", ".pdf", ".json")
 
@@ -155,15 +156,20 @@ def to_svg(
     line_gap: float | None = None,
     margin: float | None = None,
     font_size: float | None = None,
+    animate: float | None = None,
 ) -> str:
     """An SVG document: one ``<path>`` per stroke, viewBox fitted to the page (data units, y down).
 
     ``scale``: output pixels per data unit (sets width/height; the drawing scales freely).
     ``stroke_width``: in output pixels. ``background``: a fill colour, or None for transparent.
+    ``animate``: pen points per second, to draw the page as it was written (None: a still page). See
+    :func:`pen_timing`; the animation is CSS in the document, and a viewer without CSS animations shows the
+    finished page.
     """
     page = layout(lines, labels, line_gap, margin, font_size)
     if scale <= 0 or stroke_width <= 0:
         raise RenderError("scale and stroke_width must be > 0")
+    timing = pen_timing(page, animate) if animate is not None else None
     x0, y0, x1, y1 = page.box
     w, h = x1 - x0, y1 - y0
     out = [
@@ -174,11 +180,17 @@ def to_svg(
     if background:
         out.append(f'<rect x="{_fmt(x0)}" y="{_fmt(y0)}" width="{_fmt(w)}" height="{_fmt(h)}" '
                    f"fill={quoteattr(background)}/>")
+    if timing is not None:
+        out.append(_PEN_STYLE)
     out.append(f'<g fill="none" stroke={quoteattr(colour)} stroke-width="{_fmt(stroke_width / scale)}" '
-               'stroke-linecap="round" stroke-linejoin="round">')
+               'stroke-linecap="round" stroke-linejoin="round"' + (' class="graves-pen">' if timing else ">"))
     for i, strokes in enumerate(page.strokes):
         out.append(f'<g class="line" id="line-{i}">')
-        out.extend(f'<path d="{_path_data(s)}"/>' for s in strokes)
+        if timing is None:
+            out.extend(f'<path d="{_path_data(s)}"/>' for s in strokes)
+        else:
+            out.extend(f'<path d="{_path_data(s)}" pathLength="1" style="animation-delay:{start:.3f}s;'
+                       f'animation-duration:{duration:.3f}s"/>' for s, (start, duration) in zip(strokes, timing[i]))
         out.append("</g>")
     out.append("</g>")
     for label in page.labels:
@@ -188,6 +200,41 @@ def to_svg(
                        f'font-size="{_fmt(page.font_size)}" fill={quoteattr(colour)}>{escape(text)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+# The pen animation: each stroke is a dash as long as the path (pathLength="1") drawn from offset 1 to 0,
+# invisible until its start ("both" keeps the first frame during the delay; opacity hides the round cap
+# of the empty dash), linear in the path's length.
+_PEN_STYLE = ("<style>@keyframes graves-pen{0%{stroke-dashoffset:1;opacity:0}0.01%{opacity:1}"
+              "100%{stroke-dashoffset:0;opacity:1}}"
+              ".graves-pen path{stroke-dasharray:1 2;animation-name:graves-pen;"
+              "animation-timing-function:linear;animation-fill-mode:both}</style>")
+LINE_PAUSE_POINTS = 20  # the pen's pause between two lines, in pen points
+
+
+def pen_timing(page: Page, points_per_second: float) -> list[list[tuple[float, float]]]:
+    """When each stroke of ``page`` is drawn, as the net wrote it: ``[line][stroke] = (start, duration)`` in s.
+
+    The net writes one pen point per step, so point j of a line is drawn at j / ``points_per_second``
+    after the line begins; a stroke runs from its first point to its last (a dot gets one point's time),
+    the move between strokes is the pen-up step between them, and the lines follow one another with a
+    pause of :data:`LINE_PAUSE_POINTS` points (blank lines add nothing).
+    """
+    if not (isinstance(points_per_second, (int, float)) and math.isfinite(points_per_second)
+            and points_per_second > 0):
+        raise RenderError(f"the pen speed must be a number of points per second > 0, got {points_per_second!r}")
+    dt = 1.0 / float(points_per_second)
+    timing: list[list[tuple[float, float]]] = []
+    clock = 0  # in points
+    for strokes in page.strokes:
+        line = []
+        if strokes and clock:
+            clock += LINE_PAUSE_POINTS
+        for stroke in strokes:
+            line.append((clock * dt, max(len(stroke) - 1, 1) * dt))
+            clock += len(stroke)
+        timing.append(line)
+    return timing
 
 
 _MAX_PIXELS = 16000  # per side; matplotlib/Agg refuses much larger canvases

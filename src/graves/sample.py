@@ -956,7 +956,8 @@ class Handwriting:
 
     def svg(self, **options: Any) -> str:
         """The page as an SVG document; ``options`` as :func:`graves.render.to_svg` (``colour``,
-        ``stroke_width``, ``background``, ``scale``, ``line_gap``, ``margin``)."""
+        ``stroke_width``, ``background``, ``scale``, ``line_gap``, ``margin``; ``animate=100`` draws it stroke
+        by stroke as it was written, at 100 pen points a second)."""
         from graves.render import to_svg
 
         return to_svg(self.offsets, **options)
@@ -1162,13 +1163,16 @@ def write_to_files(
 ) -> list[Path]:
     """``graves write``: :func:`write` ``text`` and save the page as each of ``outputs`` (.svg / .png /
     .pdf / .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,
-    ``stroke_width``, ``background``, see :func:`graves.render.to_svg`). Lines the step cap stopped are
+    ``stroke_width``, ``background``, see :func:`graves.render.to_svg`; ``animate``, pen points per second,
+    goes to the SVG outputs only and needs one). Lines the step cap stopped are
     named in a warning on stderr. Returns the files written."""
     from graves.render import OutputError
 
     paths = _check_outputs(outputs)
     render = dict(render or {})
     _check_render_options(render)
+    if render.get("animate") is not None and not any(p.suffix.lower() == ".svg" for p in paths):
+        raise SampleError("only an SVG page can be animated: add an -o FILE.svg")
     hw = write(text, model=model, bias=bias, seed=seed, width=width, style=style, prime=prime,
                prime_text=prime_text, substitute=substitute, data_root=data_root, retries=retries,
                candidates=candidates)
@@ -1178,8 +1182,10 @@ def write_to_files(
               file=sys.stderr)
     written, failed = [], []
     for p in paths:  # every output is tried: a full disk may still take the small ones
+        suffix = p.suffix.lower()
+        options = {} if suffix == ".json" else {k: v for k, v in render.items() if k != "animate" or suffix == ".svg"}
         try:
-            written.append(hw.save(p, **({} if p.suffix.lower() == ".json" else render)))
+            written.append(hw.save(p, **options))
         except OutputError as exc:
             failed.append(str(exc))
     if failed:
@@ -1190,11 +1196,12 @@ def write_to_files(
 
 def _check_render_options(options: dict[str, Any]) -> None:
     """Fail before sampling on a renderer option that would fail after it."""
-    for key in ("stroke_width", "scale"):
-        if key in options:
+    for key in ("stroke_width", "scale", "animate"):
+        if key in options and not (key == "animate" and options[key] is None):
             v = options[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise SampleError(f"{key.replace('_', ' ')} must be a number > 0, got {v!r}")
+                what = "the pen speed (points per second)" if key == "animate" else key.replace("_", " ")
+                raise SampleError(f"{what} must be a number > 0, got {v!r}")
     for key in ("colour", "background"):
         if key in options and options[key] is not None:
             from matplotlib.colors import CSS4_COLORS

@@ -108,7 +108,9 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
          "substitute": false,        replace characters the model cannot write (documented table)
          "format": "svg",            "svg", "png", "pdf", or "window" (a PNG of line "line"'s window)
          "line": 1,                  with "window": which line of the page, from 1
-         "colour": "black", "stroke_width": 2, "background": "white" (or null: transparent)}
+         "colour": "black", "stroke_width": 2, "background": "white" (or null: transparent),
+         "animate": 100}             with "svg": draw the page as it was written, at this many pen points
+                                     per second (up to 10,000); null or absent: a still page
 
     Raises:
         WebError: 400, 413 or 422 (module docstring) with a message for the user.
@@ -122,7 +124,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     if not isinstance(body, dict):
         raise WebError(400, "the request must be a JSON object with at least a \"text\"")
     unknown = sorted(set(body) - {"text", "bias", "seed", "width", "style", "prime", "substitute", "format",
-                                  "line", "colour", "stroke_width", "background"})
+                                  "line", "colour", "stroke_width", "background", "animate"})
     if unknown:
         raise WebError(400, f"unknown field(s) {', '.join(map(repr, unknown))}")
     text = _field(body, "text", (str,), "", "a string")
@@ -154,6 +156,12 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
             raise WebError(422, f"the pen width must be at most 20 pixels, got {render['stroke_width']}")
     if "background" in body:
         render["background"] = _field(body, "background", (str,), None, "a colour or null")
+    if body.get("animate") is not None:
+        render["animate"] = _field(body, "animate", (int, float), None, "a number of pen points per second or null")
+        if fmt != "svg":
+            raise WebError(422, f"only the SVG page can be animated, not the {fmt!r} format")
+        if not render["animate"] <= 10_000:
+            raise WebError(422, f"the pen speed must be at most 10,000 points per second, got {render['animate']}")
     try:
         _check_render_options(render)
     except SampleError as exc:

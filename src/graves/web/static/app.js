@@ -5,8 +5,9 @@ const $ = (id) => document.getElementById(id);
 let info = { alphabet: "", styles: 0, max_chars: 400 };
 let strokes = [];          // the drawing pad: a list of strokes, each a list of [x, y] (canvas pixels, y down)
 let lastBody = null;       // the request behind the image on show (the PNG and PDF links ask for the same page)
-let svgUrl = null, windowUrl = null;
-const downloads = { png: null, pdf: null };   // fetched when their link is first clicked
+let svgBlob = null, svgUrl = null, windowUrl = null;
+const PEN_SPEED = 100;     // pen points per second when the page is drawn stroke by stroke (graves write --animate)
+const downloads = { svg: null, png: null, pdf: null };   // still pages, fetched when their link is first clicked
 
 function setStatus(message, isError = false) {
   $("status").textContent = message;
@@ -49,6 +50,7 @@ function requestBody(format) {
     stroke_width: Number($("stroke-width").value),
     format,
   };
+  if (format === "svg" && $("animate").checked) body.animate = PEN_SPEED;
   const style = $("style").value;
   if (style === "mine") {
     body.prime = { strokes, text: $("prime-text").value };
@@ -84,16 +86,20 @@ async function onWrite(event) {
   try {
     const r = await post(body);
     const blob = await r.blob();
-    if (svgUrl) URL.revokeObjectURL(svgUrl);
     for (const fmt of Object.keys(downloads)) {
       if (downloads[fmt]) URL.revokeObjectURL(downloads[fmt]);
       downloads[fmt] = null;
       $(`download-${fmt}`).href = "#";
     }
-    svgUrl = URL.createObjectURL(blob);
-    lastBody = JSON.parse(JSON.stringify(body));   // a copy: the pad may change before the PNG is asked for
-    $("page").src = svgUrl;
-    $("download-svg").href = svgUrl;
+    svgBlob = blob;
+    showPage();
+    const { animate, ...still } = body;
+    lastBody = JSON.parse(JSON.stringify(still));   // a copy: the pad may change before the PNG is asked for
+    if (!animate) {                                  // the page on show is the still SVG: download it as it is
+      downloads.svg = URL.createObjectURL(blob);
+      $("download-svg").href = downloads.svg;
+    }
+    $("download-animated").hidden = $("replay").hidden = !animate;
     $("result").hidden = false;
     const lines = r.headers.get("X-Graves-Lines"), unfinished = r.headers.get("X-Graves-Unfinished");
     $("window-figure").hidden = true;
@@ -112,6 +118,14 @@ async function onWrite(event) {
   } finally {
     $("write").disabled = false;
   }
+}
+
+// Show the written page; a fresh URL for the same SVG restarts its animation (the replay button).
+function showPage() {
+  if (svgUrl) URL.revokeObjectURL(svgUrl);
+  svgUrl = URL.createObjectURL(svgBlob);
+  $("page").src = svgUrl;
+  $("download-animated").href = svgUrl;
 }
 
 async function onDownload(event, fmt) {
@@ -187,6 +201,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $(`download-${fmt}`).addEventListener("click", (e) => onDownload(e, fmt));
   }
   $("show-window").addEventListener("click", onWindow);
+  $("replay").addEventListener("click", () => { if (svgBlob) showPage(); });
   $("window-line").addEventListener("change", onWindow);
   $("text").addEventListener("input", checkText);
   $("text").addEventListener("keydown", (e) => {   // Ctrl+Enter (Cmd+Enter) writes, Enter alone breaks the line
