@@ -76,3 +76,16 @@ def test_the_quick_start_commands():
     assert tests.endswith("python -m pytest")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "python -m pytest" in ci
+
+
+def test_the_animated_figure_is_the_first_commands_page():
+    """docs/figures/hello.svg is what the README says it is: the first command's page (the shipped model,
+    seed 0) with --animate. Regenerate it with that command when the model changes."""
+    import graves
+
+    words = _words(next(c for c in re.findall(r"```bash\n(.+?)\n```", README, re.S) if "graves write" in c)
+                   .split("&& graves ", 1)[1])
+    text = words[1]
+    figure = (ROOT / "docs" / "figures" / "hello.svg").read_text(encoding="utf-8")
+    assert "docs/figures/hello.svg" in README
+    assert figure == graves.write(text).svg(animate=100.0)

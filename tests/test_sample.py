@@ -749,6 +749,16 @@ def test_sample_checkpoint_to_file(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["sample", str(synth), "-o", str(tmp_path / "t.svg")]) == 2
     assert "--text" in capsys.readouterr().err
+    # --animate: the same lines, drawn as written
+    assert cli.main(["sample", str(pred), "--steps", "30", "--lines", "2", "-o", str(tmp_path / "a.svg"),
+                     "--animate", "50"]) == 0
+    moving = ET.parse(tmp_path / "a.svg").getroot()
+    still = ET.parse(tmp_path / "u.svg").getroot()
+    d = lambda root: [p.get("d") for p in root.iter("{http://www.w3.org/2000/svg}path")]  # noqa: E731
+    assert d(moving) == d(still) and all(p.get("pathLength") == "1" for p in moving.iter("{http://www.w3.org/2000/svg}path"))
+    capsys.readouterr()
+    assert cli.main(["sample", str(pred), "--animate", "-o", str(tmp_path / "a.png")]) == 2
+    assert "only an SVG page" in capsys.readouterr().err
 
 
 def test_the_shipped_model_writes_through_the_cli(tmp_path):

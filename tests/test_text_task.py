@@ -634,6 +634,8 @@ def test_cli_train_eval_dynamic_sample_on_ptb(tmp_path):
     text = out.rstrip("\n")
     assert text.startswith("the_") and len(text) == 84
     assert text == sample_text_checkpoint(ckpt, length=80, temperature=1.0, prime="the_", seed=3)
+    rc, out, err = _cli("sample", str(ckpt), "--animate")
+    assert rc == 2 and "this is a text model" in err
     assert _sha(ckpt) == before
 
 

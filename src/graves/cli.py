@@ -55,6 +55,10 @@ def _cmd_sample(a: argparse.Namespace) -> int:
         from graves.render import check_writable, write_file
         from graves.tasks.text import sample_text_checkpoint
 
+        if a.animate is not None:
+            from graves.sample import SampleError
+
+            raise SampleError("--animate draws handwriting; this is a text model")
         if a.output:
             check_writable(a.output)
         text = sample_text_checkpoint(a.checkpoint, length=a.length, temperature=a.temperature,
@@ -68,7 +72,7 @@ def _cmd_sample(a: argparse.Namespace) -> int:
     from graves.sample import sample_checkpoint_to_file
 
     out = sample_checkpoint_to_file(a.checkpoint, a.output or "sample.svg", steps=a.steps, bias=a.bias,
-                                    seed=a.seed, lines=a.lines, text=a.text)
+                                    seed=a.seed, lines=a.lines, text=a.text, animate=a.animate)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -248,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text", help="synthesis checkpoints: the text to write")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("-o", "--output", help="output file (.txt for text; .svg or .png for handwriting)")
+    s.add_argument("--animate", type=float, nargs="?", const=100.0, default=None, metavar="POINTS_PER_SECOND",
+                   help="handwriting, SVG: draw the lines as they were written (default 100 pen points a second)")
     s.set_defaults(func=_cmd_sample)
 
     pl = sub.add_parser("plot", help="figures: density (Figs. 10, 14), window (Fig. 13), learning curves")

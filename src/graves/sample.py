@@ -1214,17 +1214,22 @@ def _check_render_options(options: dict[str, Any]) -> None:
                 raise SampleError(f"{v!r} is not a colour (a CSS name such as 'navy', or '#1f3a93')")
 
 
-def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4, text=None) -> Path:
+def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4, text=None, animate=None) -> Path:
     """``graves sample`` for handwriting checkpoints: a page of ``lines`` samples.
 
     A prediction net writes ``lines`` unconditional lines of ``steps`` points (Fig. 11); a synthesis net
     writes ``text`` ``lines`` times, each line with its own generator (``line_generators(seed, lines)``),
-    showing the variety of styles (Fig. 15). Biased with ``bias`` (eqs. 61–62).
+    showing the variety of styles (Fig. 15). Biased with ``bias`` (eqs. 61–62). ``animate``: pen points per
+    second, to draw an SVG page as it was written (see :func:`graves.render.to_svg`).
     """
     from graves.models import load_model
 
     bias = _check_bias(bias)
     out = _check_outputs([output])[0]
+    if animate is not None:
+        _check_render_options({"animate": animate})
+        if out.suffix.lower() != ".svg":
+            raise SampleError("only an SVG page can be animated: write to FILE.svg")
     if lines < 1:
         raise SampleError(f"--lines must be >= 1, got {lines}")
     net, meta = load_model(path)
@@ -1245,6 +1250,10 @@ def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4
         drawn = [r.offsets for r in res]
     else:
         raise SampleError(f"{path} is a {kind!r} model, not a handwriting net")
+    if animate is not None:
+        from graves.render import save
+
+        return save(out, list(drawn), animate=animate)
     return _write_page(drawn, [out])[0]
 
 
