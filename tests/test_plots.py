@@ -157,6 +157,10 @@ def test_read_metrics_skips_and_counts_lines_that_are_not_records(tmp_path, caps
                          tail='{"step": 20, "ep\n' + json.dumps({"epoch": 0}) + "\n" + json.dumps(_train(20, 1, 1.0)) + "\n")
     c = read_metrics(run)
     assert c.skipped == 2 and c.train[:, 0].tolist() == [10, 20]
+    # fields of the wrong type are left out, not fatal
+    odd = _write_metrics(tmp_path / "odd", [_train(10, "soon", "low"), _valid(10, 1.0, 2.0, note="text")])
+    c_odd = read_metrics(odd)
+    assert len(c_odd.train) == 0 and c_odd.valid == [{"step": 10, "minutes": 1.0, "loss": 2.0}]
     assert cli.main(["plot", "curves", str(run), "-o", str(tmp_path / "c.png")]) == 0
     assert "skipped 2 line(s) of metrics.jsonl" in capsys.readouterr().err
 

@@ -213,7 +213,7 @@ def test_pen_timing_follows_the_points_as_the_net_wrote_them():
     pause = render.LINE_PAUSE_POINTS
     assert [[tuple(map(round, st, [9, 9])) for st in line] for line in t] == [
         [(0.0, 0.2), (0.3, 0.1), (0.4, 0.3)], [], [((8 + pause) / 10, 0.1)]]
-    for bad in (0, -1, float("nan"), "fast"):
+    for bad in (0, -1, float("nan"), "fast", True):
         with pytest.raises(render.RenderError, match="points per second"):
             render.pen_timing(page, bad)
 

@@ -370,9 +370,11 @@ def read_metrics(run_dir: str | Path) -> Curves:
         records.append(rec)
 
     def minutes(rec: dict) -> float | None:
-        if "seconds" in rec:
-            return float(rec["seconds"]) / 60
-        return float(rec["minutes"]) if "minutes" in rec else None
+        for key, scale in (("seconds", 1 / 60), ("minutes", 1.0)):
+            v = rec.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v) * scale
+        return None
 
     # Split into process segments (within one, neither the step nor the clock goes back) and stitch them.
     kept: list[tuple[dict, float]] = []
@@ -385,9 +387,12 @@ def read_metrics(run_dir: str | Path) -> Curves:
         last_min = max(last_min, m) if m is not None else last_min
         last_step = rec["step"]
         kept.append((rec, offset + (m if m is not None else last_min)))
-    train = np.array([(r["step"], t, r["train_loss"]) for r, t in kept if "train_loss" in r],
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    train = np.array([(r["step"], t, r["train_loss"]) for r, t in kept if number(r.get("train_loss"))],
                      dtype=np.float64).reshape(-1, 3)
-    valid = [{"step": r["step"], "minutes": t, **{k: float(v) for k, v in r["valid"].items()}}
+    valid = [{"step": r["step"], "minutes": t, **{k: float(v) for k, v in r["valid"].items() if number(v)}}
              for r, t in kept if isinstance(r.get("valid"), dict)]
     return Curves(train, valid, skipped)
 

@@ -183,7 +183,7 @@ def to_svg(
     if timing is not None:
         out.append(_PEN_STYLE)
     out.append(f'<g fill="none" stroke={quoteattr(colour)} stroke-width="{_fmt(stroke_width / scale)}" '
-               'stroke-linecap="round" stroke-linejoin="round"' + (' class="graves-pen">' if timing else ">"))
+               'stroke-linecap="round" stroke-linejoin="round"' + (' class="graves-pen">' if timing is not None else ">"))
     for i, strokes in enumerate(page.strokes):
         out.append(f'<g class="line" id="line-{i}">')
         if timing is None:
@@ -220,8 +220,8 @@ def pen_timing(page: Page, points_per_second: float) -> list[list[tuple[float, f
     the move between strokes is the pen-up step between them, and the lines follow one another with a
     pause of :data:`LINE_PAUSE_POINTS` points (blank lines add nothing).
     """
-    if not (isinstance(points_per_second, (int, float)) and math.isfinite(points_per_second)
-            and points_per_second > 0):
+    if isinstance(points_per_second, bool) or not (isinstance(points_per_second, (int, float))
+                                                   and math.isfinite(points_per_second) and points_per_second > 0):
         raise RenderError(f"the pen speed must be a number of points per second > 0, got {points_per_second!r}")
     dt = 1.0 / float(points_per_second)
     timing: list[list[tuple[float, float]]] = []

@@ -894,9 +894,7 @@ def wrap_text(text: str, width: int = 50, keep_blank: bool = False) -> list[str]
 
 def _check_outputs(outputs: Sequence[str | Path]) -> list[Path]:
     """Output paths, checked before any sampling: .svg, .png, .pdf, or .json (plotter polylines)."""
-    from graves.render import SUFFIXES
-
-    from graves.render import check_writable
+    from graves.render import SUFFIXES, check_writable
 
     paths = [Path(o) for o in outputs]
     if not paths:
