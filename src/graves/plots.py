@@ -457,7 +457,7 @@ def plot_curves(
                     label=f"{label}: validation" if metric == "loss" else label)
             b = int(np.argmin(vy))
             ax.plot(vx[b], vy[b], marker="o", markersize=10, markerfacecolor="none", color=colour)
-            ax.annotate(f"{vy[b]:.4g}", (vx[b], vy[b]), textcoords="offset points", xytext=(6, -12),
+            ax.annotate(f"{vy[b]:.5g}", (vx[b], vy[b]), textcoords="offset points", xytext=(6, -12),
                         color=colour, fontsize=8)
             drawn.append(vy)
     if not drawn:
