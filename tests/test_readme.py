@@ -88,4 +88,8 @@ def test_the_animated_figure_is_the_first_commands_page():
     text = words[1]
     figure = (ROOT / "docs" / "figures" / "hello.svg").read_text(encoding="utf-8")
     assert "docs/figures/hello.svg" in README
-    assert figure == graves.write(text).svg(animate=100.0)
+    from graves.cli import PEN_SPEED
+    from graves.render import DEFAULT_PEN_SPEED
+
+    assert PEN_SPEED == DEFAULT_PEN_SPEED  # what --animate means without a number
+    assert figure == graves.write(text).svg(animate=DEFAULT_PEN_SPEED)

@@ -16,7 +16,8 @@ import graves  # noqa: E402
 from graves.cli import main  # noqa: E402
 from graves.data.strokes import offsets_to_strokes  # noqa: E402
 from graves.errors import USER_ERRORS  # noqa: E402
-from graves.sample import load_styles, shipped_model_dir  # noqa: E402
+from graves.render import DEFAULT_PEN_SPEED  # noqa: E402
+from graves.sample import DEFAULT_BIAS, load_styles, shipped_model_dir  # noqa: E402
 from graves.web import Limits, create_app  # noqa: E402
 
 
@@ -52,6 +53,7 @@ def test_info_describes_the_shipped_model(client):
     meta = json.loads((shipped_model_dir() / "checkpoint.json").read_text())
     assert info["alphabet"] == meta["alphabet"]["characters"]
     assert info["max_chars"] == 60 and info["model"] == "shipped"
+    assert info["default_bias"] == DEFAULT_BIAS and info["pen_speed"] == DEFAULT_PEN_SPEED
 
 
 def test_each_shipped_style_can_be_seen(client):

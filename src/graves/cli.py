@@ -179,6 +179,16 @@ def _data_pack(a: argparse.Namespace) -> int:
     return 0
 
 
+# graves.render.DEFAULT_PEN_SPEED, repeated so that the parser imports nothing but the standard library
+# (a test keeps the two equal)
+PEN_SPEED = 100.0
+
+
+def _animate_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--animate", type=float, nargs="?", const=PEN_SPEED, default=None,
+                        metavar="POINTS_PER_SECOND", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="graves", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"graves {__import__('graves').__version__}")
@@ -210,9 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--colour", "--color", dest="colour", help="ink colour: a name or #rrggbb (default black)")
     w.add_argument("--stroke-width", type=float, default=None, help="pen width in pixels (default 2)")
     w.add_argument("--background", help="page colour, or 'none' for transparent (default white)")
-    w.add_argument("--animate", type=float, nargs="?", const=100.0, default=None, metavar="POINTS_PER_SECOND",
-                   help="SVG: draw the page stroke by stroke, in the order and pace the net wrote it, at this many "
-                        "pen points per second (default 100: about 5 letters a second)")
+    _animate_option(w, "SVG: draw the page stroke by stroke, in the order and pace the net wrote it, at this "
+                       f"many pen points per second (default {PEN_SPEED:g}: about 5 letters a second)")
     w.set_defaults(func=_cmd_write)
 
     sv = sub.add_parser("serve", help="the web page: write handwriting in the browser (pip install -e '.[web]')")
@@ -252,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text", help="synthesis checkpoints: the text to write")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("-o", "--output", help="output file (.txt for text; .svg or .png for handwriting)")
-    s.add_argument("--animate", type=float, nargs="?", const=100.0, default=None, metavar="POINTS_PER_SECOND",
-                   help="handwriting, SVG: draw the lines as they were written (default 100 pen points a second)")
+    _animate_option(s, f"handwriting, SVG: draw the lines as they were written (default {PEN_SPEED:g} pen points a "
+                       "second)")
     s.set_defaults(func=_cmd_sample)
 
     pl = sub.add_parser("plot", help="figures: density (Figs. 10, 14), window (Fig. 13), learning curves")

@@ -210,6 +210,7 @@ _PEN_STYLE = ("<style>@keyframes graves-pen{0%{stroke-dashoffset:1;opacity:0}0.0
               ".graves-pen path{stroke-dasharray:1 2;animation-name:graves-pen;"
               "animation-timing-function:linear;animation-fill-mode:both}</style>")
 LINE_PAUSE_POINTS = 20  # the pen's pause between two lines, in pen points
+DEFAULT_PEN_SPEED = 100.0  # pen points per second of `graves write --animate` (about 5 letters a second)
 
 
 def pen_timing(page: Page, points_per_second: float) -> list[list[tuple[float, float]]]:

@@ -33,6 +33,7 @@ from typing import Any
 
 from graves.data.alphabet import Alphabet, UnknownCharacterError
 from graves.data.primer import PrimerError, primer_from_json
+from graves.render import DEFAULT_PEN_SPEED
 from graves.sample import DEFAULT_BIAS, SampleError, _cached_synthesizer, _check_render_options, load_styles, write
 
 __all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_request", "serve"]
@@ -270,6 +271,7 @@ def create_app(model: Any = None, limits: Limits = Limits()):
         "alphabet": "".join(alphabet.characters),
         "styles": n_styles,
         "default_bias": DEFAULT_BIAS,
+        "pen_speed": DEFAULT_PEN_SPEED,
         "max_chars": limits.max_chars,
         "max_primer_points": limits.max_primer_points,
         "model": "shipped" if model is None else str(where),

@@ -6,7 +6,6 @@ let info = { alphabet: "", styles: 0, max_chars: 400 };
 let strokes = [];          // the drawing pad: a list of strokes, each a list of [x, y] (canvas pixels, y down)
 let lastBody = null;       // the request behind the image on show (the PNG and PDF links ask for the same page)
 let svgBlob = null, svgUrl = null, windowUrl = null;
-const PEN_SPEED = 100;     // pen points per second when the page is drawn stroke by stroke (graves write --animate)
 const downloads = { svg: null, png: null, pdf: null };   // still pages, fetched when their link is first clicked
 
 function setStatus(message, isError = false) {
@@ -50,7 +49,7 @@ function requestBody(format) {
     stroke_width: Number($("stroke-width").value),
     format,
   };
-  if (format === "svg" && $("animate").checked) body.animate = PEN_SPEED;
+  if (format === "svg" && $("animate").checked) body.animate = info.pen_speed;  // as graves write --animate
   const style = $("style").value;
   if (style === "mine") {
     body.prime = { strokes, text: $("prime-text").value };
