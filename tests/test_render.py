@@ -199,7 +199,10 @@ def test_check_writable_fails_early_and_leaves_nothing(tmp_path):
     with pytest.raises(render.OutputError, match="it is a folder"):
         render.check_writable(tmp_path)
     assert render.check_writable(tmp_path / "new" / "x.svg") == tmp_path / "new" / "x.svg"
-    assert [p.name for p in tmp_path.rglob("*")] == ["file", "new"]  # the folder is made; no probe is left
+    # no probe and no folder left behind (the work may still fail); the write makes the folders
+    assert [p.name for p in tmp_path.rglob("*")] == ["file"]
+    render.write_file(tmp_path / "new" / "x.svg", b"<svg/>")
+    assert (tmp_path / "new" / "x.svg").read_bytes() == b"<svg/>"
 
 
 def test_pen_timing_follows_the_points_as_the_net_wrote_them():

@@ -347,8 +347,9 @@ def to_polylines(
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before minutes of sampling, on an output that could not be written afterwards.
 
-    ``path`` must not be a folder; its folder is made if needed (as the write would) and probed by creating
-    and removing an empty file in it. Raises :class:`OutputError`; returns ``path`` as a ``Path``."""
+    ``path`` must not be a folder. Its folder, or the nearest existing folder above it when the write would
+    have to make folders, is probed by creating and removing an empty file in it; nothing is left behind
+    (no empty folder when the work then fails). Raises :class:`OutputError`; returns ``path`` as a ``Path``."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
@@ -358,8 +359,7 @@ def check_writable(path: str | os.PathLike) -> Path:
     if not ancestor.is_dir():
         raise OutputError(f"cannot write {path}: {ancestor} is a file, not a folder")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=ancestor)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
