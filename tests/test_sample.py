@@ -718,10 +718,11 @@ def test_import_graves_is_light():
 
 def test_styles_and_primed_writing(tmp_path, capsys):
     from graves import cli
-    from graves.sample import _main, load_styles
+    from graves.sample import load_styles
 
     ckpt = toy_checkpoint(tmp_path / "ckpt")
-    assert _main(["make-styles", "--model", str(ckpt), "--seeds", "0", "1", "--texts", "ab", "cd"]) == 0
+    assert cli.main(["styles", "make", "--model", str(ckpt), "--seeds", "0", "1", "--texts", "ab", "cd"]) == 0
+    assert "style 0 from seed 0, style 1 from seed 1" in capsys.readouterr().err
     styles = load_styles(ckpt)
     assert [s.text for s in styles] == ["ab", "cd"] and all(len(s.offsets) > 2 for s in styles)
     assert all(s.offsets[-1, 2] == 1.0 for s in styles)  # each style ends with the pen lifted
@@ -791,3 +792,58 @@ def test_cli_help_states_the_sampler_defaults():
     assert f"(default {DEFAULT_BIAS:g};" in " ".join(write_help.split())
     plot = next(a for a in sub["plot"]._actions if a.dest == "what").choices
     assert f"graves write's, {DEFAULT_BIAS:g})" in " ".join(plot["density"].format_help().split())
+
+
+def test_styles_show_and_preview_draw_one_line_per_style(tmp_path, capsys):
+    from graves import cli
+    from graves.sample import load_styles, style_sheet, write
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    out, sheet = tmp_path / "mine.json", tmp_path / "sheet.svg"
+    assert cli.main(["styles", "make", "--model", str(ckpt), "--seeds", "3", "5", "4", "--out", str(out),
+                     "--preview", str(sheet)]) == 0
+    assert "style 2 from seed 4" in capsys.readouterr().err
+    assert not (ckpt / "styles.json").exists()  # --out, not beside the model
+    styles = load_styles(out)  # a styles file, not only a checkpoint folder
+    assert [s.source for s in styles] == ["style 0", "style 1", "style 2"]
+    # the same seed makes the same style again
+    again = tmp_path / "again.json"
+    assert cli.main(["styles", "make", "--model", str(ckpt), "--seeds", "4", "--out", str(again)]) == 0
+    np.testing.assert_array_equal(load_styles(again)[0].offsets, styles[2].offsets)
+    # the preview: line i is the sheet's text written in style i, every line with the same seed
+    root = ET.parse(sheet).getroot()
+    assert root.tag.endswith("svg")
+    hw = style_sheet(styles, "abc", model=str(ckpt), seed=1)
+    assert hw.lines == ["abc"] * 3
+    for i, s in enumerate(styles):
+        alone = write("abc", model=str(ckpt), prime=s, seed=1)
+        np.testing.assert_array_equal(hw.results[i].offsets, alone.results[0].offsets)
+    assert not np.array_equal(hw.results[0].offsets, hw.results[1].offsets)
+    png = tmp_path / "show.png"
+    assert cli.main(["styles", "show", "--model", str(ckpt), "--styles", str(out), "--text", "abc",
+                     "--seed", "1", "-o", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_styles_errors_are_clear_and_write_nothing(tmp_path, capsys):
+    from graves import cli
+    from graves.sample import shipped_model_dir
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    shipped = (shipped_model_dir() / "styles.json").read_bytes()
+    assert cli.main(["styles", "make", "--seeds", "0"]) == 2  # never over the package's own styles
+    assert "give --out" in capsys.readouterr().err
+    assert (shipped_model_dir() / "styles.json").read_bytes() == shipped
+    assert cli.main(["styles", "make", "--model", str(ckpt), "--seeds", "0", "1", "--texts", "ab"]) == 2
+    assert "1 texts for 2 seeds" in capsys.readouterr().err
+    assert cli.main(["styles", "make", "--model", str(ckpt), "--seeds", "0", "--texts", "a€b"]) == 2
+    assert "cannot write '€' (in 'a€b'): give --texts" in capsys.readouterr().err
+    assert not (ckpt / "styles.json").exists()
+    assert cli.main(["styles", "show", "--model", str(ckpt), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "no styles" in err and "graves styles make" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"text": "a"}')
+    assert cli.main(["styles", "show", "--model", str(ckpt), "--styles", str(bad), "-o", str(tmp_path / "x.png")]) == 2
+    assert "not a valid styles file" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

@@ -1,6 +1,7 @@
 """The ``graves`` command: a thin layer over the library.
 
     graves write "text" [-o out.svg|.png|.pdf|.json] [--bias B] [--style N | --prime FILE --prime-text TEXT] ...
+    graves styles make [--model CKPT] [--seeds ...] [--preview sheet.png] | graves styles show -o sheet.png
     graves serve [--host 127.0.0.1] [--port 8000] [--model CKPT]      (the web page; pip install -e '.[web]')
     graves train CONFIG.toml [section.key=value ...] [--run-dir DIR] [--resume]
     graves eval CKPT [--split valid|test] [--dynamic]
@@ -118,6 +119,50 @@ def _cmd_write(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_styles(a: argparse.Namespace) -> int:
+    from graves import sample
+    from graves.render import check_writable
+
+    if a.action == "show":
+        outputs = [check_writable(p) for p in a.output]
+        styles = sample.load_styles(a.styles or a.model)
+        text, bias = a.text or sample.STYLE_SHEET_TEXT, a.bias
+    else:
+        if a.texts and len(a.texts) != len(a.seeds):
+            raise sample.SampleError(f"{len(a.texts)} texts for {len(a.seeds)} seeds")
+        if not (a.model or a.out):
+            raise sample.SampleError("the shipped model's styles are part of the package: give --out FILE "
+                                     "(or --model CKPT, to make your own model's styles.json)")
+        out = check_writable(a.out or Path(a.model) / "styles.json")
+        outputs = [check_writable(a.preview)] if a.preview else []
+        # seed s writes built-in sentence s mod 4, so a style depends on its seed alone: make eight, look,
+        # then make again with the seeds worth keeping
+        texts = a.texts or [sample.STYLE_TEXTS[s % len(sample.STYLE_TEXTS)] for s in a.seeds]
+        net, meta, _ = sample._cached_synthesizer(a.model)
+        from graves.data.alphabet import Alphabet
+
+        alphabet = Alphabet.from_dict(meta["alphabet"])
+        for t in texts:
+            if bad := alphabet.unknown_characters(t):
+                raise sample.SampleError(f"the model cannot write {', '.join(map(repr, bad))} "
+                                         f"(in {t!r}): give --texts, one line per seed, that it can write")
+        made = sample.make_styles(net, meta, texts, a.seeds, bias=sample._check_bias(a.bias))
+        if not made:
+            raise sample.SampleError(f"no line of seeds {a.seeds} ended its text; nothing written: try other seeds")
+        sample.save_styles(made, out)
+        dropped = [s for s in a.seeds if s not in {m["seed"] for m in made}]
+        print(f"wrote {out}: " + ", ".join(f"style {i} from seed {m['seed']}" for i, m in enumerate(made))
+              + (f"; seeds {dropped} did not end their text and were dropped" if dropped else ""), file=sys.stderr)
+        text = sample.STYLE_SHEET_TEXT  # or, for a model without its characters, the first style's line
+        text = made[0]["text"] if alphabet.unknown_characters(text) else text
+        styles, bias = sample.load_styles(out), None
+    if outputs:
+        sheet = sample.style_sheet(styles, text, model=a.model, bias=bias, seed=a.seed)
+        for p in outputs:
+            print(f"wrote {sheet.save(p)}: line i in style i", file=sys.stderr)
+    return 0
+
+
 def _cmd_serve(a: argparse.Namespace) -> int:
     from graves.sample import SampleError
 
@@ -223,6 +268,26 @@ def build_parser() -> argparse.ArgumentParser:
     _animate_option(w, "SVG: draw the page stroke by stroke, in the order and pace the net wrote it, at this "
                        f"many pen points per second (default {PEN_SPEED:g}: about 5 letters a second)")
     w.set_defaults(func=_cmd_write)
+
+    st = sub.add_parser("styles", help="make a model's named styles (--style N) from its own lines, or show them")
+    stsub = st.add_subparsers(dest="action", required=True)
+    sm = stsub.add_parser("make", help="write styles.json: one line the model writes per seed (no dataset strokes)")
+    sm.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
+    sm.add_argument("--seeds", type=int, nargs="+", default=list(range(8)),
+                    help="one style per seed (default 0 ... 7); the same seed makes the same style again")
+    sm.add_argument("--texts", nargs="+", help="the line each seed writes (default: seed s writes built-in sentence s mod 4)")
+    sm.add_argument("--bias", type=float, default=1.0, help="sampling bias of the lines (default 1.0: neat)")
+    sm.add_argument("--out", help="the styles file (default MODEL/styles.json, where --style looks)")
+    sm.add_argument("--preview", metavar="FILE", help="also write a sheet (.png/.svg) of one test line in each style")
+    sm.add_argument("--seed", type=int, default=0, help="random seed of the preview's lines (default 0)")
+    ss = stsub.add_parser("show", help="a sheet of one line written in each style, to compare them")
+    ss.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
+    ss.add_argument("--styles", help="a styles file (default: the one beside the model)")
+    ss.add_argument("--text", default=None, help="the line each style writes (default: a pangram with a digit)")
+    ss.add_argument("--bias", type=float, default=None, help="sampling bias (default: graves write's, 0.75)")
+    ss.add_argument("--seed", type=int, default=0, help="random seed, the same for every line (default 0)")
+    ss.add_argument("-o", "--output", action="append", required=True, help="the sheet (.svg/.png/.pdf); repeatable")
+    st.set_defaults(func=_cmd_styles)
 
     sv = sub.add_parser("serve", help="the web page: write handwriting in the browser (pip install -e '.[web]')")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")

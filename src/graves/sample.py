@@ -58,6 +58,8 @@ __all__ = [
     "load_styles",
     "make_styles",
     "normalise",
+    "save_styles",
+    "style_sheet",
     "sample_checkpoint_to_file",
     "sample_unconditional",
     "shipped_model_dir",
@@ -805,23 +807,26 @@ def _load_synthesizer(model: Any) -> tuple[Any, dict[str, Any], Path | None]:
     return net, meta, where
 
 
-def load_styles(directory: str | Path | None = None) -> list[Primer]:
-    """The shipped styles: primers in ``styles.json`` beside the model (a list of {"text", "offsets"}).
+def load_styles(where: str | Path | None = None) -> list[Primer]:
+    """Styles: primers in a ``styles.json`` (a list of {"text", "offsets"}); ``where`` is that file or the
+    checkpoint folder that holds it (None: the shipped model's).
 
     ``offsets`` are ``(T, 3)`` lists of (dx, dy, eos) in raw units, y up. Made by :func:`make_styles` from
-    the model's own generated lines (never from dataset strokes).
+    the model's own generated lines (never from dataset strokes); ``graves styles make`` writes them.
     """
-    directory = shipped_model_dir() if directory is None else Path(directory)
-    path = directory / "styles.json"
+    where = shipped_model_dir() if where is None else Path(where)
+    path = where if where.is_file() else where / "styles.json"
     if not path.is_file():
-        raise SampleError(f"no styles: {path} does not exist (make them with `python -m graves.sample make-styles`)")
+        raise SampleError(f"no styles: {path} does not exist (make them with `graves styles make --model ...`)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, list):
+            raise TypeError("not a list of styles")
         styles = [
             Primer(np.asarray(s["offsets"], dtype=np.float32).reshape(-1, 3), str(s["text"]), f"style {i}")
             for i, s in enumerate(raw)
         ]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise SampleError(f"{path} is not a valid styles file: {exc}") from None
     return styles
 
@@ -862,15 +867,34 @@ def make_styles(
 
 
 def save_styles(styles: list[dict[str, Any]], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(styles, separators=(",", ":")) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write ``styles`` (from :func:`make_styles`) as a ``styles.json`` at ``path``, atomically."""
+    from graves.render import write_file
+
+    return write_file(path, (json.dumps(styles, separators=(",", ":")) + "\n").encode("utf-8"))
 
 
-# ============================================================================================ pages
+#: ``graves styles show``: the line every style writes, so they can be compared (our own sentence).
+STYLE_SHEET_TEXT = "Quick zebras jump over 7 lazy foxes."
+
+
+def style_sheet(
+    styles: Sequence[Primer],
+    text: str = STYLE_SHEET_TEXT,
+    model: Any = None,
+    bias: float | None = None,
+    seed: int = 0,
+) -> Handwriting:
+    """One line per style: ``text`` written by ``model`` primed with ``styles[i]`` (line i, seed ``seed``
+    for every line, so the lines differ only by their style), to look at styles side by side and choose."""
+    if not styles:
+        raise SampleError("no styles to show")
+    lines: list[str] = []
+    results: list[SynthesisResult] = []
+    for primer in styles:
+        hw = write(text, model=model, bias=bias, seed=seed, width=max(len(text), 1), prime=primer)
+        lines += hw.lines
+        results += hw.results
+    return Handwriting(lines, results)
 
 
 def wrap_text(text: str, width: int = 50, keep_blank: bool = False) -> list[str]:
@@ -1255,32 +1279,6 @@ def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4
     return _write_page(drawn, [out])[0]
 
 
-# ============================================================================================ script
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """``python -m graves.sample make-styles --model CKPT [--out FILE] [--bias B] [--seeds ...] [--texts ...]``."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m graves.sample")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("make-styles", help="write styles.json from the model's own generated lines")
-    m.add_argument("--model", required=True, help="a synthesis checkpoint directory")
-    m.add_argument("--out", help="where to write (default: MODEL/styles.json)")
-    m.add_argument("--bias", type=float, default=1.0)
-    m.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
-    m.add_argument("--texts", nargs="+", default=None, help="one text per seed (default: built-in lines)")
-    a = p.parse_args(argv)
-    net, meta, where = _load_synthesizer(a.model)
-    texts = a.texts or [STYLE_TEXTS[i % len(STYLE_TEXTS)] for i in range(len(a.seeds))]
-    if len(texts) != len(a.seeds):
-        p.error(f"{len(texts)} texts for {len(a.seeds)} seeds")
-    styles = make_styles(net, meta, texts, a.seeds, bias=_check_bias(a.bias))
-    out = save_styles(styles, a.out or Path(a.model) / "styles.json")
-    print(f"wrote {len(styles)} styles ({len(a.seeds) - len(styles)} unfinished lines dropped) to {out}")
-    return 0
-
-
 #: The texts the default styles are written with (our own sentences).
 STYLE_TEXTS = (
     "a quick look at the garden",
@@ -1289,6 +1287,3 @@ STYLE_TEXTS = (
     "writing by hand takes patience",
 )
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())
