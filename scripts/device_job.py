@@ -295,7 +295,12 @@ class Watcher(threading.Thread):
         if "valid" in r:
             v = " ".join(f"{k}={x:.4g}" for k, x in r["valid"].items() if isinstance(x, (int, float)))
             say(f"[{r['minutes']:6.2f} min] step {r['step']} epoch {r['epoch']}: valid {v}")
-        elif time.monotonic() - self._last_print >= self.every:
+        elif r.get("resumed"):
+            changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in r.get("changed", {}).items())
+            say(f"resumed at step {r['step']} epoch {r['epoch']}" + (f" with {changed}" if changed else ""))
+        elif "skipped" in r:
+            say(f"step {r['step']}: skipped ({r['skipped']}, {r.get('in_a_row', 1)} in a row)")
+        elif "train_loss" in r and time.monotonic() - self._last_print >= self.every:
             self._last_print = time.monotonic()
             say(f"[{r['seconds'] / 60:6.2f} min] step {r['step']} epoch {r['epoch']}: "
                 f"train_loss {r['train_loss']:.4g}")

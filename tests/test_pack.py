@@ -303,3 +303,19 @@ def test_device_job_cuts_weights_over_the_file_limit_and_joins_them(tmp_path, mo
     src.write_bytes(b"small")
     assert job._copy_weights(src, out) == ["model.safetensors"]
     assert [p.name for p in out.iterdir()] == ["model.safetensors"]
+
+
+def test_device_job_watcher_reports_every_kind_of_metrics_record(tmp_path, capsys):
+    """The job's log follows metrics.jsonl: validations, resumes, skipped steps and training losses (no
+    record kind may stop the reports)."""
+    job = _device_job(tmp_path)
+    watcher = job.Watcher(tmp_path, exporter=None, every=0.0)
+    watcher.report({"step": 3, "epoch": 0, "resumed": True, "changed": {"optim.lr": [0.001, 0.0003]}})
+    watcher.report({"step": 4, "epoch": 0, "skipped": "non-finite loss or gradient", "in_a_row": 2})
+    watcher.report({"step": 5, "epoch": 0, "train_loss": -12.5, "seconds": 90.0})
+    watcher.report({"step": 6, "epoch": 0, "minutes": 2.0, "valid": {"loss": -20.0, "sse": 0.5}})
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["resumed at step 3 epoch 0 with optim.lr 0.001 -> 0.0003",
+                   "step 4: skipped (non-finite loss or gradient, 2 in a row)",
+                   "[  1.50 min] step 5 epoch 0: train_loss -12.5",
+                   "[  2.00 min] step 6 epoch 0: valid loss=-20 sse=0.5"]

@@ -449,8 +449,9 @@ def test_weight_averaging_under_adaptive_noise_averages_the_posterior_means(tmp_
         assert torch.equal(with_avg[k], without[k]), k
 
 
-def test_resume_takes_the_learning_rate_from_the_config(tmp_path):
-    """`--resume optim.lr=...` changes the rate of the continued run, not the one saved with the optimizer."""
+def test_resume_takes_the_learning_rate_from_the_config(tmp_path, capsys):
+    """`--resume optim.lr=...` changes the rate of the continued run, not the one saved with the optimizer;
+    the change is announced and recorded in metrics.jsonl, as is a resume with nothing changed."""
     from graves.train import train
 
     extra = ["train.eval_every=0", "optim.lr=0.01"]
@@ -464,6 +465,14 @@ def test_resume_takes_the_learning_rate_from_the_config(tmp_path):
     at_four = load_weights(tmp_path / "run" / "last")
     for k in at_two:  # Adam at rate 0 moves nothing
         assert torch.equal(at_two[k], at_four[k]), k
+    err = capsys.readouterr().err
+    assert "resuming" in err and "(step 2)" in err and "optim.lr 0.01 → 0.0" in err and "train.max_steps 2 → 4" in err
+    train(_toy("train.eval_every=0", "optim.lr=0.0", "train.max_steps=5"), tmp_path / "run", resume=True,
+          progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    resumed = [r for r in records if r.get("resumed")]
+    assert [(r["step"], r["changed"]) for r in resumed] == [
+        (2, {"optim.lr": [0.01, 0.0], "train.max_steps": [2, 4]}), (4, {"train.max_steps": [4, 5]})]
 
 
 @pytest.mark.parametrize("kind,per", [("weight", "sequence"), ("adaptive", "sequence"), ("weight", "batch")])

@@ -33,6 +33,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,19 @@ def _ends_cut_short(path: Path) -> bool:
         return f.read(1) != b"\n"
 
 
+def config_changes(before: Config, after: Config) -> dict[str, list[Any]]:
+    """``{"section.key": [before, after]}`` for every setting of ``after`` that differs from ``before``."""
+    a, b = before.to_dict(), after.to_dict()
+    out: dict[str, list[Any]] = {}
+    for section, values in b.items():
+        if isinstance(values, dict):
+            old = a.get(section) if isinstance(a.get(section), dict) else {}
+            out.update({f"{section}.{k}": [old.get(k), v] for k, v in values.items() if old.get(k) != v})
+        elif a.get(section) != values:
+            out[section] = [a.get(section), values]
+    return out
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (``run_dir/last`` and ``run_dir/best`` checkpoints); returns the summary."""
     run_dir = Path(run_dir)
@@ -213,6 +227,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         trainer_state = load_trainer_state(last)
         if trainer_state is None:
             raise CheckpointError(f"--resume: {last} has no trainer state (a shipped model cannot be resumed)")
+        changed = config_changes(saved, cfg)
+        if changed:  # on purpose (a lower learning rate) or not (a forgotten override): say so, and record it
+            print(f"graves train: resuming {last} (step {trainer_state['step']}) with settings that differ "
+                  "from the run's: " + ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in changed.items()),
+                  file=sys.stderr)
 
     torch.manual_seed(tc.seed)
     task = build_task(cfg)
@@ -286,6 +305,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             metrics_file.flush()
         except OSError as exc:  # a full disk: stop with the last checkpoint intact
             raise disk_error(metrics_path, exc, step) from exc
+
+    if trainer_state is not None:
+        log({"step": step, "epoch": epoch, "resumed": True, "changed": changed})
 
     def save(which: str) -> None:
         # Outside noise.sample() the model holds the clean weights / posterior means; `best` is the
