@@ -135,3 +135,40 @@ def test_damaged_checkpoints_give_clear_errors(tmp_path, damage):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_meta(tmp_path / "nope")
+
+
+def test_graves_info_describes_checkpoints_and_run_folders_without_loading_the_model(tmp_path, capsys):
+    from graves.checkpoint import describe, load_meta, load_weights
+    from graves.cli import main
+    from graves.sample import shipped_model_dir
+
+    shipped = shipped_model_dir()
+    d = describe(shipped)
+    weights = load_weights(shipped)
+    history = [h for h in load_meta(shipped)["history"] if "valid" in h]
+    assert (d["kind"], d["layers"], d["cells"], d["mixtures"], d["window_mixtures"]) == ("synthesis", 3, 100, 20, 10)
+    assert d["weights"] == sum(v.numel() for v in weights.values()) and d["dtypes"] == ["F32"]
+    assert d["best_validation"]["valid"]["loss"] == min(h["valid"]["loss"] for h in history)
+    assert d["styles"] == 4 and d["resumable"] is False and d["characters"] == 80
+    assert main(["info", str(shipped)]) == 0
+    out = capsys.readouterr().out
+    assert "handwriting synthesis net" in out and f"{d['weights']:,}" in out and "styles     4" in out
+    # a run folder: its best and last, in JSON too
+    run = tmp_path / "run"
+    save_checkpoint(run / "best", {"w": torch.zeros(2, 3)}, {"config": Config().to_dict(), "step": 5, "epoch": 1,
+                    "history": [{"step": 5, "valid": {"loss": -3.0}}]})
+    save_checkpoint(run / "last", {"w": torch.zeros(2, 3)}, {"config": Config().to_dict(), "step": 7, "epoch": 1,
+                    "history": [{"step": 5, "valid": {"loss": -3.0}}]}, {"step": 7})
+    assert main(["info", str(run), "--json"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert [(x["path"].split("/")[-1], x["step"], x["weights"], x["resumable"]) for x in both] == [
+        ("best", 5, 6, False), ("last", 7, 6, True)]
+    assert main(["info", str(run)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("synthesis net") == 2 and "not resumable" in text and "resumable (trainer.pt)" in text
+    # damage is a one-line error
+    (run / "last" / "model.safetensors").write_bytes(b"not a safetensors file")
+    assert main(["info", str(run / "last")]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    assert main(["info", str(tmp_path)]) == 2
+    assert "neither a checkpoint nor a run folder" in capsys.readouterr().err

@@ -120,3 +120,130 @@ def _resolve(path: str | Path) -> Path:
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a checkpoint directory")
     return path
+
+
+# ----------------------------------------------------------------------------------------- describing
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """What a checkpoint holds, without building its model: ``graves info``.
+
+    Reads ``checkpoint.json`` and the safetensors header (names, shapes and dtypes, not the weights).
+    Returns a JSON-ready dict: the net (kind, layers, cells, output sizes), the weight count and bytes,
+    the data, the training settings and position, the last and best validations, whether ``trainer.pt``
+    makes it resumable, and how many styles sit beside it. Raises :class:`CheckpointError` as the loaders do.
+    """
+    from safetensors import safe_open
+
+    path = _resolve(path)
+    meta = load_meta(path)
+    f = path / "model.safetensors"
+    if not f.exists():
+        raise CheckpointError(f"{path} is not a checkpoint: model.safetensors is missing")
+    count, nbytes, dtypes = 0, 0, set()
+    try:
+        with safe_open(str(f), framework="pt") as st:
+            for k in st.keys():
+                sl = st.get_slice(k)
+                n = 1
+                for d in sl.get_shape():
+                    n *= d
+                count += n
+                dtypes.add(str(sl.get_dtype()))
+        nbytes = f.stat().st_size
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{f} is corrupt or truncated: {exc}") from None
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    model, data, optim, noise, train = (cfg.get(k, {}) for k in ("model", "data", "optim", "noise", "train"))
+    valid = [h for h in meta.get("history", []) if isinstance(h, dict) and isinstance(h.get("valid"), dict)]
+    best = min(valid, key=lambda h: h["valid"].get("loss", float("inf")), default=None)
+    out: dict[str, Any] = {
+        "path": str(path),
+        "name": cfg.get("name"),
+        "kind": model.get("kind"),
+        "layers": model.get("num_layers"),
+        "cells": model.get("hidden_size"),
+        "weights": count,
+        "bytes": nbytes,
+        "dtypes": sorted(dtypes),
+        "data": {k: data.get(k) for k in (("name", "train_sets", "valid_sets", "alphabet")
+                                          if data.get("name") == "iamondb" else ("name", "path", "split"))
+                 if data.get(k)},
+        "step": meta.get("step"),
+        "epoch": meta.get("epoch"),
+        "optimiser": {k: optim.get(k) for k in ("name", "lr", "momentum") if k in optim},
+        "noise": noise.get("kind", "none"),
+        "batch_size": train.get("batch_size"),
+        "last_validation": valid[-1] if valid else None,
+        "best_validation": best,
+        "resumable": (path / "trainer.pt").is_file(),
+        "styles": None,
+    }
+    if model.get("kind") in ("handwriting", "synthesis"):
+        out["mixtures"] = model.get("mixtures")
+    if model.get("kind") == "synthesis":
+        out["window_mixtures"] = model.get("window_mixtures")
+        chars = meta.get("alphabet", {}).get("characters") if isinstance(meta.get("alphabet"), dict) else None
+        out["characters"] = len(chars) if isinstance(chars, str) else None
+        styles = path / "styles.json"
+        if styles.is_file():
+            try:
+                out["styles"] = len(json.loads(styles.read_text(encoding="utf-8")))
+            except (ValueError, TypeError, UnicodeDecodeError, OSError):
+                out["styles"] = "unreadable"
+    if isinstance(meta.get("vocab"), dict) and isinstance(meta["vocab"].get("symbols"), list):
+        out["symbols"] = len(meta["vocab"]["symbols"])
+    if meta.get("weights"):
+        out["weights_note"] = meta["weights"]
+    return out
+
+
+def format_description(d: dict[str, Any]) -> str:
+    """:func:`describe`'s dict as a few lines of text."""
+    kind = {"text": "text prediction net", "handwriting": "handwriting prediction net",
+            "synthesis": "handwriting synthesis net"}.get(d["kind"], f"{d['kind']!r} net")
+    net = f"{d['layers']} × {d['cells']} peephole LSTM, skip connections"
+    if "symbols" in d:
+        net += f", {d['symbols']} symbols"
+    if "mixtures" in d:
+        net += f", M = {d['mixtures']} mixture components"
+    if "window_mixtures" in d:
+        net += f", K = {d['window_mixtures']} window Gaussians, {d.get('characters')} characters"
+    lines = [f"{d['path']}: {kind}" + (f" ({d['name']})" if d.get("name") else ""),
+             f"  net        {net}",
+             f"  weights    {d['weights']:,} ({_size(d['bytes'])}, {', '.join(d['dtypes'])})"
+             + (f"; {d['weights_note']}" if d.get("weights_note") else "")]
+    data = d["data"]
+    if data:
+        sets = "+".join(data.get("train_sets", [])) or data.get("path", "")
+        lines.append(f"  data       {data.get('name', '?')}" + (f": {sets}" if sets else ""))
+    o = d["optimiser"]
+    lines.append(f"  training   step {d['step']:,}, epoch {d['epoch']}; {o.get('name', '?')} lr {o.get('lr')}, "
+                 f"batch {d['batch_size']}, noise {d['noise']}; "
+                 + ("resumable (trainer.pt)" if d["resumable"] else "not resumable (no trainer state)"))
+
+    formats = {"loss": ("log-loss", "{:.1f} nats/line"), "sse": ("SSE", "{:.3f}"), "bpc": ("BPC", "{:.3f}"),
+               "perplexity": ("perplexity", "{:.1f}"), "error": ("error", "{:.1f} %")}
+    # a text net's loss is nats per symbol: BPC and perplexity say the same more usefully
+    keys = ("bpc", "perplexity", "error") if d["kind"] == "text" else ("loss", "sse")
+
+    def show(h: dict[str, Any]) -> str:
+        v = h["valid"]
+        return ", ".join(f"{formats[k][0]} {formats[k][1].format(v[k])}" for k in keys
+                         if isinstance(v.get(k), (int, float))) + f" (step {h.get('step', '?'):,})"
+
+    last, best = d["last_validation"], d["best_validation"]
+    if last is None:
+        lines.append("  validation none yet")
+    elif best is None or best.get("step") == last.get("step"):
+        lines.append(f"  validation {show(last)}")
+    else:
+        lines.append(f"  validation best: {show(best)}; last: {show(last)}")
+    if d["kind"] == "synthesis":
+        lines.append(f"  styles     {d['styles']} (styles.json)" if d["styles"] is not None
+                     else "  styles     none (make them with graves styles make)")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"

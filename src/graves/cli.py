@@ -5,6 +5,7 @@
     graves serve [--host 127.0.0.1] [--port 8000] [--model CKPT]      (the web page; pip install -e '.[web]')
     graves train CONFIG.toml [section.key=value ...] [--run-dir DIR] [--resume]
     graves eval CKPT [--split valid|test] [--dynamic]
+    graves info CKPT|RUN_DIR ... [--json]
     graves sample CKPT [...]
     graves plot density|window CKPT [...] | graves plot curves RUN_DIR... -o curves.png
     graves data download ptb|enwik8 | graves data check | graves data pack [-o iamondb.pack.npz]
@@ -163,6 +164,26 @@ def _cmd_styles(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(a: argparse.Namespace) -> int:
+    from graves.checkpoint import CheckpointError, describe, format_description
+
+    found = []
+    for p in map(Path, a.checkpoints):
+        inside = [p / w for w in ("best", "last") if (p / w / "checkpoint.json").is_file()]
+        if p.is_dir() and not (p / "checkpoint.json").exists() and inside:
+            found += inside  # a run folder: its best and last checkpoints
+        elif p.is_dir() and not (p / "checkpoint.json").exists():
+            raise CheckpointError(f"{p} is neither a checkpoint nor a run folder with best/ or last/")
+        else:
+            found.append(p)
+    described = [describe(p) for p in found]
+    if a.json:
+        print(json.dumps(described if len(described) > 1 else described[0], indent=2))
+    else:
+        print("\n\n".join(format_description(d) for d in described))
+    return 0
+
+
 def _cmd_serve(a: argparse.Namespace) -> int:
     from graves.sample import SampleError
 
@@ -268,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     _animate_option(w, "SVG: draw the page stroke by stroke, in the order and pace the net wrote it, at this "
                        f"many pen points per second (default {PEN_SPEED:g}: about 5 letters a second)")
     w.set_defaults(func=_cmd_write)
+
+    i = sub.add_parser("info", help="what a checkpoint holds: net, weights, data, training, validation, styles")
+    i.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="checkpoint folders, or run folders (their best and last); src/graves/weights: the shipped model")
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    i.set_defaults(func=_cmd_info)
 
     st = sub.add_parser("styles", help="make a model's named styles (--style N) from its own lines, or show them")
     stsub = st.add_subparsers(dest="action", required=True)
