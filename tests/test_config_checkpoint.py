@@ -172,3 +172,54 @@ def test_graves_info_describes_checkpoints_and_run_folders_without_loading_the_m
     assert "corrupt or truncated" in capsys.readouterr().err
     assert main(["info", str(tmp_path)]) == 2
     assert "neither a checkpoint nor a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override,message", [
+    ("noise.kind=bogus", "noise.kind must be 'none', 'weight' or 'adaptive'"),
+    ("noise.per=line", "noise.per must be 'sequence'"),
+    ("optim.name=foo", "optim.name must be 'rmsprop', 'sgd' or 'adam'"),
+    ("optim.momentum=1.0", r"optim.momentum must be in \[0, 1\)"),
+    ("train.ema_decay=1.5", r"train.ema_decay must be in \[0, 1\)"),
+    ("train.batch_size=0", "train.batch_size must be at least 1"),
+    ("train.log_every=0", "train.log_every must be at least 1"),
+    ("train.eval_every=-1", "train.eval_every must be >= 0"),
+    ("model.kind=foo", "model.kind must be 'text', 'handwriting' or 'synthesis'"),
+    ("model.lstm_clip=0", "model.lstm_clip must be a number > 0, or none"),
+    ("noise.max_std=0.01", r"noise.max_std must be 0 \(no bound\) or at least noise.std"),
+])
+def test_graves_train_rejects_an_out_of_range_setting_in_one_line_before_any_work(tmp_path, capsys, override,
+                                                                                 message):
+    import re
+
+    from graves.cli import main
+
+    assert main(["train", str(REPO / "configs" / "toy-text.toml"), override, "--run-dir", str(tmp_path / "r"),
+                 "--data", str(tmp_path / "no-data")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("graves: error: ") and err.count("\n") == 1 and re.search(message, err), err
+    assert not (tmp_path / "r").exists()  # checked before the run folder is made
+
+
+def test_every_shipped_config_passes_the_range_checks():
+    from graves.config import check_config
+
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        check_config(load_config(path))
+
+
+def test_init_from_refuses_weights_of_another_net_or_encoding(tmp_path, capsys):
+    from graves.cli import main
+    from conftest import require_data
+
+    root = require_data("ptb").parent
+    toy = str(REPO / "configs" / "toy-text.toml")
+    base = ["--data", str(root), "-q"]
+    assert main(["train", toy, "train.max_steps=1", "--run-dir", str(tmp_path / "a"), *base]) == 0
+    capsys.readouterr()
+    assert main(["train", toy, "train.max_steps=1", "model.hidden_size=7", f"train.init_from='{tmp_path / 'a' / 'last'}'",
+                 "--run-dir", str(tmp_path / "b"), *base]) == 2
+    err = capsys.readouterr().err
+    assert "its weights do not fit this config's net" in err and err.count("\n") == 1
+    assert main(["train", toy, "train.max_steps=1", "data.name='ptb-word'", f"train.init_from='{tmp_path / 'a' / 'last'}'",
+                 "--run-dir", str(tmp_path / "c"), *base]) == 2
+    assert "vocabulary is not this run's" in capsys.readouterr().err

@@ -139,6 +139,39 @@ def test_padding_changes_neither_loss_nor_gradient(which, request):
     torch.testing.assert_close(loss, together.mean())
 
 
+@pytest.mark.parametrize("kind", ["handwriting", "synthesis"])
+@pytest.mark.parametrize("noise", ["none", "weight"])
+def test_derivatives_are_clipped_per_line_not_per_batch(kind, noise):
+    """The clips bound each line's own derivatives (SPEC §4.2: output derivatives in [−100, 100], LSTM
+    derivatives in [−10, 10]), as in the paper's line-at-a-time training: a batch of B copies of a line
+    gives the gradient of the line alone. Clipping the batch mean's derivatives (already divided by B)
+    would bound each line's at B times the bound; with clips that bind, the gradients would differ."""
+    from graves.train import build_noise, training_step
+
+    torch.manual_seed(0)
+    cfg = _cfg(kind, max_lines=4, **{"model.output_clip": 0.05, "model.lstm_clip": 0.002,
+                                     "noise.kind": f"'{noise}'", "noise.std": 0.0})
+    task = HandwritingTask(cfg)
+    model = task.model
+    noise_ = build_noise(cfg, model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # rate 0: the step leaves the weights and the grads
+
+    def grads(batch):
+        training_step(task, model, batch, opt, noise_, torch.Generator().manual_seed(0))
+        return [p.grad.clone() for p in model.parameters()]
+
+    one = grads(task._build("train", [1]))
+    four = grads(task._build("train", [1, 1, 1, 1]))
+    for a, b in zip(one, four):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # and the clips do bind here: without them the gradient is another
+    unclipped = HandwritingTask(_cfg(kind, max_lines=4, **{"model.output_clip": 1e9, "model.lstm_clip": 1e9}))
+    unclipped.model.load_state_dict(model.state_dict())
+    opt2 = torch.optim.SGD(unclipped.model.parameters(), lr=0.0)
+    training_step(unclipped, unclipped.model, unclipped._build("train", [1]), opt2, None, torch.Generator())
+    assert any(not torch.allclose(a, p.grad, rtol=1e-3) for a, p in zip(one, unclipped.model.parameters()))
+
+
 def test_loss_of_a_slice_of_the_batch(synth_task):
     """Per-sequence weight noise asks for the loss of slices of a batch, each averaged over itself."""
     batch = synth_task.batches(0, torch.Generator().manual_seed(0))[0]

@@ -88,7 +88,7 @@ class NoiseConfig:
 class TrainConfig:
     batch_size: int = 32
     seq_len: int = 100  # text: truncated-BPTT length T
-    reset_every: int = 0  # text: reset the state every R sequences (0 = never)
+    reset_every: int = 0  # text: reset the state every R sequences (0 = only at the start of each epoch)
     shuffle: bool = True
     epochs: int = 20
     max_steps: int = 0  # 0 = no limit
@@ -140,6 +140,52 @@ class Config:
                 raise ConfigError(f"unknown config key {key.strip()!r}")
             node[parts[-1]] = _parse_value(raw.strip())
         return Config.from_dict(d)
+
+
+def check_config(cfg: Config) -> Config:
+    """Every value in its range, before any work: a :class:`ConfigError` naming the first key that is not
+    (an unknown noise kind, a momentum of 1, a batch of 0, ...). Returns ``cfg``. ``graves train`` calls it;
+    a checkpoint's config is not re-checked when it is only loaded to sample or evaluate."""
+    import math
+
+    def need(ok: bool, key: str, what: str, value: Any) -> None:
+        if not ok:
+            raise ConfigError(f"{key} must be {what}, got {value!r}")
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    m, d, o, n, t = cfg.model, cfg.data, cfg.optim, cfg.noise, cfg.train
+    need(m.kind in ("text", "handwriting", "synthesis"), "model.kind", "'text', 'handwriting' or 'synthesis'", m.kind)
+    for key in ("hidden_size", "num_layers", "mixtures", "window_mixtures"):
+        need(getattr(m, key) >= 1, f"model.{key}", "at least 1", getattr(m, key))
+    for key in ("lstm_clip", "output_clip"):
+        v = getattr(m, key)
+        need(v is None or (number(v) and v > 0), f"model.{key}", "a number > 0, or none (no clipping)", v)
+    need(d.name in ("ptb-char", "ptb-word", "enwik8", "bytes", "chars", "iamondb"), "data.name",
+         "one of ptb-char, ptb-word, enwik8, bytes, chars, iamondb", d.name)
+    need(d.alphabet in ("full", "paper57"), "data.alphabet", "'full' or 'paper57'", d.alphabet)
+    need(d.max_lines >= 0, "data.max_lines", ">= 0 (0: every line)", d.max_lines)
+    need(d.max_points >= 0, "data.max_points", ">= 0 (0: never truncate)", d.max_points)
+    need(o.name in ("rmsprop", "sgd", "adam"), "optim.name", "'rmsprop', 'sgd' or 'adam'", o.name)
+    need(number(o.lr) and o.lr >= 0, "optim.lr", "a number >= 0", o.lr)
+    need(number(o.momentum) and 0 <= o.momentum < 1, "optim.momentum", "in [0, 1)", o.momentum)
+    need(number(o.alpha) and 0 < o.alpha < 1, "optim.alpha", "in (0, 1)", o.alpha)
+    need(number(o.eps) and o.eps > 0, "optim.eps", "a number > 0", o.eps)
+    need(n.kind in ("none", "weight", "adaptive"), "noise.kind", "'none', 'weight' or 'adaptive'", n.kind)
+    need(n.per in ("sequence", "batch"), "noise.per", "'sequence' (the paper) or 'batch'", n.per)
+    need(number(n.std) and (n.std > 0 if n.kind == "adaptive" else n.std >= 0), "noise.std",
+         "> 0 for adaptive noise, >= 0 otherwise", n.std)
+    need(number(n.lr_scale) and n.lr_scale > 0, "noise.lr_scale", "a positive number", n.lr_scale)
+    need(number(n.max_std) and (n.max_std == 0 or n.max_std >= n.std), "noise.max_std",
+         f"0 (no bound) or at least noise.std ({n.std:g}, the posterior's initial s)", n.max_std)
+    for key in ("batch_size", "seq_len", "log_every"):
+        need(getattr(t, key) >= 1, f"train.{key}", "at least 1", getattr(t, key))
+    for key in ("reset_every", "epochs", "max_steps", "eval_every", "checkpoint_every", "patience", "threads"):
+        need(getattr(t, key) >= 0, f"train.{key}", ">= 0", getattr(t, key))
+    need(number(t.max_minutes) and t.max_minutes >= 0, "train.max_minutes", ">= 0 (0: no limit)", t.max_minutes)
+    need(number(t.ema_decay) and 0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1) (0: no averaging)", t.ema_decay)
+    return cfg
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -17,6 +17,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("graves.render", "RenderError"),
         ("graves.render", "OutputError"),
         ("graves.plots", "CurvesError"),
+        ("graves.train", "TrainingError"),
     ]:
         try:
             mod = __import__(module, fromlist=[name])

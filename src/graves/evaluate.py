@@ -43,7 +43,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "valid", dynamic: bool = 
     model.eval()
     if dynamic:
         if not hasattr(task, "evaluate_dynamic"):
-            raise ValueError(f"dynamic evaluation is defined for text nets, not for {cfg.model.kind!r} models")
+            raise ConfigError(f"dynamic evaluation is defined for text nets, not for {cfg.model.kind!r} models")
         metrics = task.evaluate_dynamic(model, split, progress=progress)
     else:
         metrics = task.evaluate(model, split, progress=progress)

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from graves.config import ConfigError
+
 __all__ = ["GravesRMSprop", "build_optimizer"]
 
 
@@ -106,7 +108,7 @@ def build_optimizer(name: str, params: Iterable[Tensor] | Iterable[dict[str, Any
         return GravesRMSprop(params, **kw)
     if key == "adam":
         return torch.optim.Adam(params, **kw)
-    raise ValueError(f"unknown optimizer {name!r}; expected 'sgd', 'rmsprop' or 'adam'")
+    raise ConfigError(f"unknown optimizer {name!r}; expected 'sgd', 'rmsprop' or 'adam'")
 
 
 def optimizer_from_config(o: Any, params: Iterable[Tensor] | Iterable[dict[str, Any]]) -> torch.optim.Optimizer:

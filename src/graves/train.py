@@ -44,7 +44,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
-from graves.config import Config
+from graves.config import Config, ConfigError, check_config
 from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
 from graves.optim import optimizer_from_config
 
@@ -60,7 +60,7 @@ def build_task(cfg: Config, meta: dict[str, Any] | None = None):
         from graves.tasks.handwriting import HandwritingTask
 
         return HandwritingTask(cfg, meta)
-    raise ValueError(f"unknown model kind {kind!r} (expected text, handwriting or synthesis)")
+    raise ConfigError(f"unknown model kind {kind!r} (expected text, handwriting or synthesis)")
 
 
 class _Stop:
@@ -96,19 +96,19 @@ MAX_NONFINITE_STEPS = 5
 def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWeightNoise | None:
     """The weight noise ``cfg.noise`` asks for on ``model`` (None for ``kind = "none"``)."""
     if cfg.noise.per not in ("sequence", "batch"):
-        raise ValueError(f"noise.per must be 'sequence' or 'batch', not {cfg.noise.per!r}")
+        raise ConfigError(f"noise.per must be 'sequence' or 'batch', not {cfg.noise.per!r}")
     per_sequence = cfg.noise.per == "sequence"  # deviation when "batch": one draw per minibatch
     if cfg.noise.kind == "weight":
         return WeightNoise(model, std=cfg.noise.std, per_sequence=per_sequence)
     if cfg.noise.kind == "adaptive":
         max_std = cfg.noise.max_std
         if max_std != 0 and not (math.isfinite(max_std) and max_std >= cfg.noise.std):
-            raise ValueError(f"noise.max_std must be 0 (no bound) or at least noise.std ({cfg.noise.std:g}, the "
+            raise ConfigError(f"noise.max_std must be 0 (no bound) or at least noise.std ({cfg.noise.std:g}, the "
                              f"posterior's initial s), not {max_std!r}")
         return AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence,
                                    max_std=max_std or None)
     if cfg.noise.kind != "none":
-        raise ValueError(f"unknown noise kind {cfg.noise.kind!r}")
+        raise ConfigError(f"unknown noise kind {cfg.noise.kind!r}")
     return None
 
 
@@ -122,7 +122,7 @@ def optimised_params(cfg: Config, model: torch.nn.Module,
         return params
     scale = cfg.noise.lr_scale
     if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"noise.lr_scale must be a positive number, not {scale!r}")
+        raise ConfigError(f"noise.lr_scale must be a positive number, not {scale!r}")
     if scale == 1.0:
         return params + list(noise.parameters())
     # deviation: log s steps at its own rate (the paper gives no rate for s; docs/decisions.md)
@@ -150,19 +150,25 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
 
     With weight noise each sequence gets its own draw (:func:`noisy_backward`); with adaptive weight noise
     the loss is the MDL loss, the data term plus KL(Q‖P) / (number of training sequences) (SPEC §2).
+
+    The objective is the batch's mean loss, but the backward pass runs on the sum over its sequences and
+    the gradients are divided by B afterwards: the derivative clipping inside the nets (LSTM and output
+    derivatives, SPEC §1 and §4.2) then bounds each sequence's own derivatives, as with the paper's
+    one-sequence-at-a-time training, instead of derivatives already divided by B (a bound B times looser).
     """
     optimizer.zero_grad(set_to_none=True)
     if noise is None:
         loss, count = task.loss(model, batch)
-        loss.backward()
+        (loss * count).backward()  # the sum over sequences: each one's derivatives meet the clips unscaled
     else:
         count = task.batch_size(batch)
 
         def loss_fn(idx: slice) -> Tensor:
-            # each slice's mean loss, weighted so the gradients add up to the batch mean's
-            return task.loss(model, batch, idx)[0] * ((idx.stop - idx.start) / count)
+            return task.loss(model, batch, idx)[0] * (idx.stop - idx.start)  # the slice's sum over sequences
 
-        loss = noisy_backward(noise, loss_fn, count, generator)
+        loss = noisy_backward(noise, loss_fn, count, generator) / count
+    _divide_grads(optimizer, count)  # the sum's gradients → the mean's
+    if noise is not None:
         if isinstance(noise, AdaptiveWeightNoise):
             # the data term is a mean over sequences, so the KL is divided by S once.
             kl = noise.kl() / task.num_train_sequences
@@ -179,6 +185,13 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
     return loss, count
 
 
+def _divide_grads(optimizer: torch.optim.Optimizer, n: int) -> None:
+    """Divide every gradient the optimiser will apply by ``n``."""
+    if n != 1:
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch._foreach_div_(grads, float(n))
+
+
 def _finite(loss: Tensor, optimizer: torch.optim.Optimizer) -> bool:
     """True when the loss and every gradient the optimiser would apply are finite."""
     grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -191,6 +204,31 @@ def _ends_cut_short(path: Path) -> bool:
     with open(path, "rb") as f:
         f.seek(-1, 2)
         return f.read(1) != b"\n"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (the loss diverged); the message names the last checkpoint."""
+
+
+def _init_from(model: torch.nn.Module, task: Any, path: str) -> None:
+    """Load ``path``'s weights into ``model`` (``train.init_from``), refusing a checkpoint made for another
+    text encoding (a synthesis net's alphabet, a text net's vocabulary): same shapes, other meaning."""
+    meta = load_meta(path)
+    ours = task.meta()
+    for key, what in (("alphabet", "alphabet"), ("vocab", "vocabulary")):
+        if key in ours and key in meta and meta[key] != ours[key]:
+            raise CheckpointError(f"train.init_from {path}: its {what} is not this run's (another data set or "
+                                  f"data.alphabet); its weights would read the text wrongly")
+    if "normaliser" in ours and "normaliser" in meta and meta["normaliser"] != ours["normaliser"]:
+        print(f"graves train: note: train.init_from {path} was trained with other normalisation statistics "
+              "(other training sets); its weights start on inputs scaled differently", file=sys.stderr)
+    try:
+        model.load_state_dict(load_weights(path))
+    except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
+        detail = str(exc).strip().splitlines()
+        raise CheckpointError(f"train.init_from {path}: its weights do not fit this config's net (model.* "
+                              f"must match the run it comes from): {' '.join(x.strip() for x in detail[:3])}"
+                              ) from None
 
 
 def config_changes(before: Config, after: Config) -> dict[str, list[Any]]:
@@ -208,6 +246,7 @@ def config_changes(before: Config, after: Config) -> dict[str, list[Any]]:
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (``run_dir/last`` and ``run_dir/best`` checkpoints); returns the summary."""
+    check_config(cfg)  # a bad value is a one-line error now, not a traceback later
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
@@ -224,6 +263,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         saved = Config.from_dict(load_meta(last)["config"])
         if saved.model != cfg.model:
             raise CheckpointError(f"--resume: the model config differs from the one saved in {last}")
+        if saved.train.batch_size != cfg.train.batch_size:  # the saved position counts batches of an epoch
+            raise CheckpointError(f"--resume: train.batch_size was {saved.train.batch_size} in {last}, now "
+                                  f"{cfg.train.batch_size}; resume with the run's batch size, or start a new run "
+                                  f"from its weights with train.init_from")
         trainer_state = load_trainer_state(last)
         if trainer_state is None:
             raise CheckpointError(f"--resume: {last} has no trainer state (a shipped model cannot be resumed)")
@@ -238,16 +281,16 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     model = task.model.to(device)
     if tc.init_from and not resume:
         # The paper chains runs: each regularised net starts from the previous net's final weights.
-        model.load_state_dict(load_weights(tc.init_from))
+        _init_from(model, task, tc.init_from)
 
     noise = build_noise(cfg, model)
     optimizer = optimizer_from_config(cfg.optim, optimised_params(cfg, model, noise))
     if not (0.0 <= tc.ema_decay < 1.0):
-        raise ValueError(f"train.ema_decay must be in [0, 1) (0 = no averaging), not {tc.ema_decay!r}")
+        raise ConfigError(f"train.ema_decay must be in [0, 1) (0 = no averaging), not {tc.ema_decay!r}")
     averaged = None
     generator = torch.Generator().manual_seed(tc.seed)
 
-    step, epoch, position, best, bad_evals = 0, 0, 0, math.inf, 0
+    step, epoch, position, best, best_saved, bad_evals = 0, 0, 0, math.inf, math.inf, 0
     skipped_in_a_row = 0
     history: list[dict[str, Any]] = []
     if trainer_state is not None:
@@ -259,7 +302,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         saved_groups = len(trainer_state["optimizer"]["param_groups"])
         if saved_groups != len(optimizer.param_groups):
-            raise ValueError(
+            raise CheckpointError(
                 f"cannot resume {last}: its optimiser state has {saved_groups} parameter group(s) and this config "
                 f"makes {len(optimizer.param_groups)} (adaptive noise uses a second group when noise.lr_scale ≠ 1; "
                 "resume with the run's own noise.lr_scale)")
@@ -271,6 +314,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         task.load_state_dict(trainer_state["task"])
         step, epoch, position = trainer_state["step"], trainer_state["epoch"], trainer_state["position"]
         best, bad_evals = trainer_state["best"], trainer_state["bad_evals"]
+        best_saved = trainer_state.get("best_saved", best)  # runs saved before session 13 kept one
         history = trainer_state["history"]
     if tc.ema_decay:
         # deviation: train.ema_decay (Polyak averaging). The copy starts equal to the current weights.
@@ -326,32 +370,50 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             "step": step,
             "epoch": epoch,
             "position": position,
-            "best": best,
+            "best": best,  # early stopping's reference: the scheduled validations only
+            "best_saved": best_saved,  # the loss of the `best` checkpoint (stop-time validations too)
             "bad_evals": bad_evals,
             "history": history,
             "ema": averaged.state_dict() if averaged is not None else {},
         }
         save_checkpoint(run_dir / which, weights, meta, state if which == "last" else None)
 
-    def validate() -> bool:
-        """Evaluate, record, checkpoint; True when early stopping says stop."""
-        nonlocal best, bad_evals
-        metrics = task.evaluate(averaged.module if averaged is not None else model, "valid")
-        record = {"step": step, "epoch": epoch, "minutes": (time.monotonic() - t_start) / 60, "valid": metrics}
-        if averaged is not None:
-            record["valid_raw"] = task.evaluate(model, "valid")
-        history.append(record)
-        log(record)
-        improved = metrics["loss"] < best
-        if improved:
-            best, bad_evals = metrics["loss"], 0
-            save("best")
+    def validate(at_stop: bool = False) -> bool:
+        """Evaluate, record, checkpoint; True when early stopping says stop.
+
+        A validation made only because the run stops between scheduled ones (``at_stop``) is recorded and
+        saves ``best`` when it is the best so far, but leaves early stopping's count alone, so that a
+        stopped and resumed run stops early exactly when an uninterrupted one would. A scheduled
+        validation of weights a stop already validated (a run stopped at the end of an epoch, then
+        resumed) takes that stop's numbers instead of a second record.
+        """
+        nonlocal best, best_saved, bad_evals
+        if not at_stop and history and history[-1]["step"] == step and history[-1].get("at_stop"):
+            record = history[-1]
+            del record["at_stop"]  # now the scheduled validation of these weights
         else:
-            bad_evals += 1
+            metrics = task.evaluate(averaged.module if averaged is not None else model, "valid")
+            record = {"step": step, "epoch": epoch, "minutes": (time.monotonic() - t_start) / 60, "valid": metrics}
+            if averaged is not None:
+                record["valid_raw"] = task.evaluate(model, "valid")
+            if at_stop:
+                record["at_stop"] = True
+            history.append(record)
+            log(record)
+        loss = record["valid"]["loss"]
+        if loss < best_saved:
+            best_saved = loss
+            save("best")
+        if not at_stop:
+            if loss < best:
+                best, bad_evals = loss, 0
+            else:
+                bad_evals += 1
         save("last")
         if progress:
-            tqdm.write(f"step {step} epoch {epoch}: valid " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-        return bool(tc.patience) and bad_evals >= tc.patience
+            tqdm.write(f"step {step} epoch {epoch}: valid "
+                       + " ".join(f"{k}={v:.4g}" for k, v in record["valid"].items()))
+        return not at_stop and bool(tc.patience) and bad_evals >= tc.patience
 
     stop_reason = "epochs"
     bar = tqdm(total=None, disable=not progress, unit="step", dynamic_ncols=True, initial=step)
@@ -381,7 +443,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                         log({"step": step, "epoch": epoch, "skipped": "non-finite loss or gradient",
                              "in_a_row": skipped_in_a_row})
                         if skipped_in_a_row >= MAX_NONFINITE_STEPS:
-                            raise FloatingPointError(
+                            raise TrainingError(
                                 f"the loss or its gradient was not finite {skipped_in_a_row} steps in a row (the "
                                 f"last at step {step}); none of them was applied; last checkpoint: {last}")
                     bar.update(1)
@@ -410,11 +472,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     if not tc.eval_every and validate():
                         stop_reason, done = "early stopping", True
             if not history or history[-1]["step"] != step:
-                validate()
+                validate(at_stop=True)
     finally:
         bar.close()
         with contextlib.suppress(OSError):  # a full disk already reported; don't mask that error
             metrics_file.close()
-    summary = {"stop": stop_reason, "step": step, "epoch": epoch, "best_valid_loss": best,
+    summary = {"stop": stop_reason, "step": step, "epoch": epoch, "best_valid_loss": best_saved,
                "last": history[-1] if history else None, "run_dir": str(run_dir)}
     return summary

@@ -233,11 +233,11 @@ def expand_sets(sets: str | Iterable[str]) -> tuple[str, ...]:
     for name in sets:
         for s in SET_ALIASES.get(name, (name,)):
             if s not in SPLITS:
-                raise ValueError(f"unknown IAM-OnDB set {name!r}; choose from {SPLITS + tuple(SET_ALIASES)}")
+                raise DataError(f"unknown IAM-OnDB set {name!r}; choose from {SPLITS + tuple(SET_ALIASES)}")
             if s not in out:
                 out.append(s)
     if not out:
-        raise ValueError("no sets given")
+        raise DataError("no IAM-OnDB sets given")
     return tuple(out)
 
 

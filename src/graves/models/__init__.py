@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from graves.checkpoint import CheckpointError
+
 __all__ = ["build_model", "load_model"]
 
 
@@ -34,16 +36,16 @@ def build_model(cfg, meta: dict[str, Any] | None = None) -> nn.Module:
         from graves.models.handwriting import HandwritingSynthesizer
 
         if "alphabet" not in meta:
-            raise ValueError("a synthesis model needs meta['alphabet'] to know its vocabulary size")
+            raise CheckpointError("a synthesis model needs meta['alphabet'] to know its vocabulary size")
         return HandwritingSynthesizer(cfg.model, len(Alphabet.from_dict(meta["alphabet"])))
     if kind == "text":
         from graves.data.text import Vocab
         from graves.models.text import TextPredictor  # lazily: text models need none of the above
 
         if "vocab" not in meta:
-            raise ValueError("a text model needs meta['vocab'] to know its vocabulary size")
+            raise CheckpointError("a text model needs meta['vocab'] to know its vocabulary size")
         return TextPredictor(cfg.model, len(Vocab.from_dict(meta["vocab"])))
-    raise ValueError(f"unknown model kind {kind!r} (expected text, handwriting or synthesis)")
+    raise CheckpointError(f"unknown model kind {kind!r} (expected text, handwriting or synthesis)")
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, dict[str, Any]]:

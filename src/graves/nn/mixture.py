@@ -35,7 +35,7 @@ __all__ = [
 _LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
-#: Numerical guard in the loss: 1 − ρ² is kept ≥ this floor (it binds only where |ρ̂| > ~7.25, i.e.
+#: Numerical guard in the loss: 1 − ρ² is kept ≥ this floor (it binds only where |ρ̂| > ~7.6, i.e.
 #: |ρ| > 1 − 5e-7, which float32 cannot tell from |ρ| = 1). Not a modelling change; see `mixture_nll`.
 ONE_MINUS_RHO2_FLOOR = 1e-6
 _LOG_FLOOR = math.log(ONE_MINUS_RHO2_FLOOR)
@@ -120,7 +120,7 @@ def mixture_log_density(y_hat: Tensor, xy: Tensor) -> Tensor:
 
     The bivariate normal (eqs. 24–25) is written as a log-density, and the sum over components is a
     log-sum-exp. 1 − ρ² is computed as sech²(ρ̂) in log space and floored at `ONE_MINUS_RHO2_FLOOR`
-    (a numerical guard, inactive for |ρ̂| < 7.25).
+    (a numerical guard, inactive for |ρ̂| < 7.6).
 
     Args:
         y_hat: network outputs ŷ, ``(..., 1 + 6M)``.

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graves.config import Config
+from graves.config import Config, ConfigError
 from graves.data.alphabet import Alphabet
 from graves.nn.mixture import mixture_mean, mixture_nll, mixture_params
 
@@ -213,9 +213,9 @@ class HandwritingTask:
 
         kind = cfg.model.kind
         if kind not in ("handwriting", "synthesis"):
-            raise ValueError(f"HandwritingTask handles kinds 'handwriting' and 'synthesis', not {kind!r}")
+            raise ConfigError(f"HandwritingTask handles kinds 'handwriting' and 'synthesis', not {kind!r}")
         if cfg.data.name != "iamondb":
-            raise ValueError(f"handwriting nets train on data.name = 'iamondb', not {cfg.data.name!r}")
+            raise ConfigError(f"handwriting nets train on data.name = 'iamondb', not {cfg.data.name!r}")
         self.cfg = cfg
         self.synthesis = kind == "synthesis"
         self._splits: dict[str, tuple[list[np.ndarray], list[str]]] = {}
@@ -226,7 +226,7 @@ class HandwritingTask:
         else:
             lines = load_lines(cfg, cfg.data.train_sets)
             if not lines:
-                raise ValueError(f"no training lines in {cfg.data.train_sets} under {data_root(cfg)}")
+                raise ConfigError(f"no training lines in {cfg.data.train_sets} under {data_root(cfg)}")
             # "full": every character of the training transcriptions + an unknown class (SPEC §4 Choice)
             self.alphabet = Alphabet.build(cfg.data.alphabet, [ln.text for ln in lines]) if self.synthesis else None
             self.normaliser = Normaliser.fit([ln.offsets for ln in lines])
@@ -260,10 +260,10 @@ class HandwritingTask:
                 sets = tuple(s for s in OFFICIAL_SETS
                              if s not in self.cfg.data.train_sets and s not in self.cfg.data.valid_sets)
                 if not sets:
-                    raise ValueError("no IAM-OnDB set is left for 'test': the paper's split trains on trainset, "
+                    raise ConfigError("no IAM-OnDB set is left for 'test': the paper's split trains on trainset, "
                                      "testset_f and testset_t and validates on testset_v")
             else:
-                raise ValueError(f"unknown split {split!r} (expected train, valid or test)")
+                raise ConfigError(f"unknown split {split!r} (expected train, valid or test)")
             self._splits[split] = self._prepare(load_lines(self.cfg, sets, progress=progress))
         return self._splits[split]
 

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from graves.config import Config, DataConfig, OptimConfig
+from graves.config import Config, ConfigError, DataConfig, OptimConfig
 from graves.data.text import (
     EOS,
     UNK,
@@ -209,11 +209,11 @@ class TextTask:
 
     def __init__(self, cfg: Config, meta: dict[str, Any] | None = None):
         if cfg.model.kind != "text":
-            raise ValueError(f"TextTask needs model.kind = 'text', not {cfg.model.kind!r}")
+            raise ConfigError(f"TextTask needs model.kind = 'text', not {cfg.model.kind!r}")
         self.cfg = cfg
         tc = cfg.train
         if tc.seq_len < 1 or tc.batch_size < 1:
-            raise ValueError("train.seq_len and train.batch_size must be >= 1")
+            raise ConfigError("train.seq_len and train.batch_size must be >= 1")
         self._splits: dict[str, np.ndarray] = {}
         self._corpus: TextCorpus | None = None
         self._batcher: StreamBatcher | None = None
