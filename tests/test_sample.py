@@ -847,3 +847,79 @@ def test_styles_errors_are_clear_and_write_nothing(tmp_path, capsys):
     assert cli.main(["styles", "show", "--model", str(ckpt), "--styles", str(bad), "-o", str(tmp_path / "x.png")]) == 2
     assert "not a valid styles file" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_review_fixes_on_the_writing_path(tmp_path, capsys):
+    """Bad inputs found in a review: each is now a clear error, or does what the docs say."""
+    from graves import cli
+    from graves.models import load_model
+    from graves.sample import MAX_BIAS, Handwriting, load_styles, write
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    # --substitute keeps line breaks and blank lines (it used to make one paragraph of the text)
+    hw = write("Dear Sam,\n\nThanks\u2019", model=str(ckpt), substitute=True)
+    assert hw.lines == ["Dear Sam,", "", "Thanks'"]
+    # a tab is a character the model has no class for, not whitespace that wrapping quietly expands
+    with pytest.raises(UnknownCharacterError, match=r"'\\t'"):
+        write("a\tb", model=str(ckpt))
+    assert write("a\tb", model=str(ckpt), substitute=True).lines == ["a b"]
+    # seeds: whole numbers >= 0
+    for seed in (-1, 1.5, True):
+        with pytest.raises(SampleError, match="seed must be a whole number >= 0"):
+            write("hi", model=str(ckpt), seed=seed)
+    assert cli.main(["write", "hi", "--model", str(ckpt), "--seed", "-1", "-o", str(tmp_path / "x.svg")]) == 2
+    # a bias so large that π̂ (1 + b) overflows is refused; the largest accepted one writes
+    for bias in (MAX_BIAS * 1.01, 1e38, 10**400):
+        with pytest.raises(SampleError, match="from 0 to 10,000"):
+            write("hi", model=str(ckpt), bias=bias)
+    assert write("hi", model=str(ckpt), bias=MAX_BIAS).results[0].finished
+    # the primer's transcription is checked on its own, and the message says where to change it
+    mine = Primer(np.array([[0, 0, 0], [3, 4, 0], [6, 9, 1]], np.float32), "50€ off", "mine.json")
+    with pytest.raises(SampleError, match=r"'€' in the transcription of mine.json .* --prime-text"):
+        write("hi", model=str(ckpt), prime=mine)
+    # styles: an empty file, and a (model, meta) pair (whose styles would be another model's)
+    (ckpt / "styles.json").write_text("[]")
+    with pytest.raises(SampleError, match="holds no styles"):
+        load_styles(ckpt)
+    with pytest.raises(SampleError, match="pass prime=load_styles"):
+        write("hi", model=load_model(ckpt), style=0)
+    # plotter paths take the page's geometry and leave the drawing options out
+    Handwriting(hw.lines, hw.results).save(tmp_path / "p.json", colour="navy", stroke_width=3, margin=5)
+    assert json.loads((tmp_path / "p.json").read_text())["polylines"]
+    # the pen speed of an animated page: 1 to 10,000 points a second
+    for speed in ("0.5", "20000"):
+        assert cli.main(["write", "hi", "--model", str(ckpt), "--animate", speed, "-o", str(tmp_path / "a.svg")]) == 2
+        assert "pen speed must be 1 to 10,000" in capsys.readouterr().err
+    # a sheet of styles with an unknown suffix fails before any sampling
+    assert cli.main(["styles", "show", "--model", str(ckpt), "-o", str(tmp_path / "sheet.txt")]) == 2
+    assert "must end in .svg" in capsys.readouterr().err
+
+
+def test_graves_sample_refuses_options_its_checkpoint_would_ignore(tmp_path, capsys):
+    from graves import cli
+
+    synth, pred = toy_checkpoint(tmp_path / "s"), toy_checkpoint(tmp_path / "p", kind="handwriting")
+    out = str(tmp_path / "x.svg")
+    assert cli.main(["sample", str(synth), "--text", "hi", "--prime", "missing.json", "--temperature", "5", "-o", out]) == 2
+    assert "--prime, --temperature: not for" in capsys.readouterr().err
+    assert cli.main(["sample", str(pred), "--text", "hi", "-o", out]) == 2
+    assert "--text: not for" in capsys.readouterr().err
+    assert cli.main(["sample", str(synth), "--steps", "5", "--text", "hi", "-o", out]) == 2
+    assert "--steps: not for" in capsys.readouterr().err
+    assert cli.main(["sample", str(pred), "--steps", "20", "--lines", "2", "--bias", "0.5", "-o", out]) == 0
+
+
+def test_sampling_leaves_denormal_flushing_as_the_caller_set_it(tmp_path):
+    from graves.sample import _flushing_denormals, write
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    before = _flushing_denormals()
+    try:
+        for setting in (True, False):
+            if not torch.set_flush_denormal(setting):
+                pytest.skip("this CPU cannot flush denormals")
+            assert _flushing_denormals() is setting
+            write("hi", model=str(ckpt))
+            assert _flushing_denormals() is setting
+    finally:
+        torch.set_flush_denormal(before)

@@ -256,3 +256,29 @@ def test_serve_without_the_web_extra_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if `pip install -e '.[web]'` was never run
     assert main(["serve"]) == 2
     assert "pip install -e '.[web]'" in capsys.readouterr().err
+
+
+def test_numbers_beyond_any_float_and_extreme_values_get_json_errors_not_a_500(client):
+    """Found in review: a huge integer, a number past the JSON parser's digit limit, a primer point
+    beyond any float and a bias that overflows the sampler each gave a plain-text 500."""
+    cases = [
+        ('{"text": "hi", "bias": 1' + "0" * 400 + "}", 422, "sampling bias"),
+        ('{"text": "hi", "seed": ' + "9" * 5000 + "}", 400, "not JSON that this server reads"),
+        ({"text": "hi", "bias": 1e39}, 422, "from 0 to 10,000"),
+        ({"text": "hi", "prime": {"strokes": [[[10**400, 0], [1, 1]]], "text": "ab"}}, 422, "too large"),
+        ({"text": "hi", "animate": 0.001}, 422, "pen speed must be 1 to 10,000"),
+    ]
+    for body, status, message in cases:
+        r = _post(client, body)
+        assert r.status_code == status and message in r.json()["error"], (body if len(str(body)) < 80 else status, r.text)
+
+
+def test_an_unexpected_failure_is_still_a_json_answer(monkeypatch):
+    import graves.web as web
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(web, "_render", broken)
+    r = _post(TestClient(create_app()), {"text": "hi"})
+    assert r.status_code == 500 and "KeyError" in r.json()["error"]

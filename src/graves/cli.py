@@ -52,18 +52,25 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _cmd_sample(a: argparse.Namespace) -> int:
     from graves.checkpoint import load_meta
 
+    from graves.sample import SampleError
+
     kind = load_meta(a.checkpoint)["config"]["model"]["kind"]
+    given = {opt for opt, v in (("--length", a.length), ("--temperature", a.temperature), ("--prime", a.prime),
+                                ("--steps", a.steps), ("--bias", a.bias), ("--lines", a.lines), ("--text", a.text),
+                                ("--animate", a.animate)) if v is not None}
+    applies = {"text": {"--length", "--temperature", "--prime"}, "handwriting": {"--steps", "--bias", "--lines", "--animate"},
+               "synthesis": {"--text", "--bias", "--lines", "--animate"}}.get(kind, set())
+    if given - applies:  # an option parsed and then ignored would mislead
+        raise SampleError(f"{', '.join(sorted(given - applies))}: not for {a.checkpoint}, a {kind} model (its options: "
+                          f"{', '.join(sorted(applies)) or 'none'})")
     if kind == "text":
         from graves.render import check_writable, write_file
         from graves.tasks.text import sample_text_checkpoint
 
-        if a.animate is not None:
-            from graves.sample import SampleError
-
-            raise SampleError("--animate draws handwriting; this is a text model")
         if a.output:
             check_writable(a.output)
-        text = sample_text_checkpoint(a.checkpoint, length=a.length, temperature=a.temperature,
+        text = sample_text_checkpoint(a.checkpoint, length=1000 if a.length is None else a.length,
+                                      temperature=1.0 if a.temperature is None else a.temperature,
                                       prime=a.prime or "", seed=a.seed)
         if a.output:
             write_file(a.output, text.encode("utf-8"))
@@ -73,8 +80,9 @@ def _cmd_sample(a: argparse.Namespace) -> int:
         return 0
     from graves.sample import sample_checkpoint_to_file
 
-    out = sample_checkpoint_to_file(a.checkpoint, a.output or "sample.svg", steps=a.steps, bias=a.bias,
-                                    seed=a.seed, lines=a.lines, text=a.text, animate=a.animate)
+    out = sample_checkpoint_to_file(a.checkpoint, a.output or "sample.svg", steps=700 if a.steps is None else a.steps,
+                                    bias=a.bias or 0.0, seed=a.seed, lines=4 if a.lines is None else a.lines,
+                                    text=a.text, animate=a.animate)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -125,7 +133,7 @@ def _cmd_styles(a: argparse.Namespace) -> int:
     from graves.render import check_writable
 
     if a.action == "show":
-        outputs = [check_writable(p) for p in a.output]
+        outputs = sample._check_outputs(a.output)  # suffixes and permissions, before any sampling
         styles = sample.load_styles(a.styles or a.model)
         text, bias = a.text or sample.STYLE_SHEET_TEXT, a.bias
     else:
@@ -135,7 +143,7 @@ def _cmd_styles(a: argparse.Namespace) -> int:
             raise sample.SampleError("the shipped model's styles are part of the package: give --out FILE "
                                      "(or --model CKPT, to make your own model's styles.json)")
         out = check_writable(a.out or Path(a.model) / "styles.json")
-        outputs = [check_writable(a.preview)] if a.preview else []
+        outputs = sample._check_outputs([a.preview]) if a.preview else []
         # seed s writes built-in sentence s mod 4, so a style depends on its seed alone: make eight, look,
         # then make again with the seeds worth keeping
         texts = a.texts or [sample.STYLE_TEXTS[s % len(sample.STYLE_TEXTS)] for s in a.seeds]
@@ -161,6 +169,9 @@ def _cmd_styles(a: argparse.Namespace) -> int:
         sheet = sample.style_sheet(styles, text, model=a.model, bias=bias, seed=a.seed)
         for p in outputs:
             print(f"wrote {sheet.save(p)}: line i in style i", file=sys.stderr)
+        if sheet.unfinished:
+            print(f"graves: warning: style(s) {[i - 1 for i in sheet.unfinished]} did not reach the end of the line "
+                  "in the step cap", file=sys.stderr)
     return 0
 
 
@@ -344,15 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample from a checkpoint (text, or handwriting)")
     s.add_argument("checkpoint", help="a checkpoint folder (text, handwriting or synthesis net)")
-    s.add_argument("--length", type=int, default=1000, help="text: symbols to generate")
-    s.add_argument("--temperature", type=float, default=1.0, help="text: softmax temperature")
-    s.add_argument("--prime", help="text: text to condition on first")
-    s.add_argument("--steps", type=int, default=700, help="handwriting: pen steps per line")
-    s.add_argument("--bias", type=float, default=0.0, help="handwriting: sampling bias b")
-    s.add_argument("--lines", type=int, default=4, help="handwriting: lines per image")
-    s.add_argument("--text", help="synthesis checkpoints: the text to write")
+    s.add_argument("--length", type=int, help="text nets: symbols to generate (default 1000)")
+    s.add_argument("--temperature", type=float, help="text nets: softmax temperature (default 1)")
+    s.add_argument("--prime", help="text nets: text to condition on first")
+    s.add_argument("--steps", type=int, help="handwriting prediction nets: pen steps per line (default 700)")
+    s.add_argument("--bias", type=float, help="handwriting: sampling bias b (default 0, the paper's unbiased sampling)")
+    s.add_argument("--lines", type=int, help="handwriting: lines per image (default 4)")
+    s.add_argument("--text", help="synthesis nets: the text to write")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("-o", "--output", help="output file (.txt for text; .svg or .png for handwriting)")
+    s.add_argument("-o", "--output", help="output file (text: any, e.g. .txt; handwriting: .svg, .png, .pdf or .json; "
+                                          "default: standard output, or sample.svg)")
     _animate_option(s, f"handwriting, SVG: draw the lines as they were written (default {PEN_SPEED:g} pen points a "
                        "second)")
     s.set_defaults(func=_cmd_sample)

@@ -211,6 +211,9 @@ _PEN_STYLE = ("<style>@keyframes graves-pen{0%{stroke-dashoffset:1;opacity:0}0.0
               "animation-timing-function:linear;animation-fill-mode:both}</style>")
 LINE_PAUSE_POINTS = 20  # the pen's pause between two lines, in pen points
 DEFAULT_PEN_SPEED = 100.0  # pen points per second of `graves write --animate` (about 5 letters a second)
+#: The pen speeds an animated page accepts, in points per second: from a page that takes minutes per line
+#: to one that is done in a blink (beyond these, CSS times become useless or non-finite).
+PEN_SPEED_RANGE = (1.0, 10_000.0)
 
 
 def pen_timing(page: Page, points_per_second: float) -> list[list[tuple[float, float]]]:
@@ -221,9 +224,10 @@ def pen_timing(page: Page, points_per_second: float) -> list[list[tuple[float, f
     the move between strokes is the pen-up step between them, and the lines follow one another with a
     pause of :data:`LINE_PAUSE_POINTS` points (blank lines add nothing).
     """
+    low, high = PEN_SPEED_RANGE
     if isinstance(points_per_second, bool) or not (isinstance(points_per_second, (int, float))
-                                                   and math.isfinite(points_per_second) and points_per_second > 0):
-        raise RenderError(f"the pen speed must be a number of points per second > 0, got {points_per_second!r}")
+                                                   and low <= points_per_second <= high):
+        raise RenderError(f"the pen speed must be {low:g} to {high:,.0f} points per second, got {points_per_second!r}")
     dt = 1.0 / float(points_per_second)
     timing: list[list[tuple[float, float]]] = []
     clock = 0  # in points
@@ -394,7 +398,8 @@ def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | Non
     """Write ``lines`` to ``path``, the format chosen by its suffix: ``.svg`` (:func:`to_svg`), ``.png``
     (:func:`to_png`), ``.pdf`` (:func:`to_pdf`) or ``.json`` (plotter polylines: ``{"units", "y_axis",
     "polylines"}``). The file is written atomically (a temporary file renamed into place). Options go to
-    the renderer."""
+    the renderer; for ``.json``, the page's geometry (``line_gap``, ``margin``) applies and the drawing
+    options (ink, pen width, page colour, animation) mean nothing to a plotter path and are left out."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".svg":
@@ -404,7 +409,7 @@ def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | Non
     elif suffix == ".pdf":
         data = to_pdf(lines, labels, **options)
     elif suffix == ".json":
-        polylines = to_polylines(lines, **options)
+        polylines = to_polylines(lines, **{k: v for k, v in options.items() if k in ("line_gap", "margin")})
         doc = {"units": "data", "y_axis": "down",
                "polylines": [[[round(float(x), 3), round(float(y), 3)] for x, y in p] for p in polylines]}
         data = json.dumps(doc, separators=(",", ":")).encode("utf-8")

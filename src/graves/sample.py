@@ -54,6 +54,7 @@ __all__ = [
     "denormalise",
     "end_of_text",
     "lead_in",
+    "check_seed",
     "line_generators",
     "load_styles",
     "make_styles",
@@ -73,7 +74,9 @@ __all__ = [
 #: The bias ``graves write`` uses when none is given. **Not the paper's default** (the paper's unbiased
 #: sampling is b = 0, which writes with all the variety, and the mess, of the training data); b = 0.75 is
 #: a legible middle between the paper's "slightly biased" b = 0.15 and the near-mode b = 2 (Fig. 16/17).
-#: Measured with ``bench/legibility.py`` once a trained model ships (see docs/sampling-notes.md).
+#: Measured on the shipped model with ``bench/legibility.py`` (docs/results.md): Tesseract's CER on our
+#: sentences 0.611 / 0.407 / 0.402 / 0.396 / 0.358 at b = 0 / 0.5 / 0.75 / 1 / 2; 0.75 keeps more of a
+#: writer's variety than 1 or 2 for nearly their legibility.
 DEFAULT_BIAS = 0.75
 
 #: Hard cap on sampled steps per character of text: a line that has not passed the end of its text by
@@ -128,8 +131,17 @@ class SynthesisResult:
 # ============================================================================================ RNG
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int: a whole number >= 0 (numpy's SeedSequence takes no negative seed); else a
+    :class:`SampleError`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SampleError(f"the seed must be a whole number >= 0, got {seed!r}")
+    return int(seed)
+
+
 def line_generators(seed: int, n: int, device: str | torch.device = "cpu") -> list[torch.Generator]:
     """``n`` generators, one per line: line i is seeded from ``SeedSequence(seed, spawn_key=(i,))``."""
+    seed = check_seed(seed)
     gens = []
     for i in range(n):
         s = int(np.random.SeedSequence(int(seed), spawn_key=(i,)).generate_state(1, np.uint64)[0])
@@ -405,15 +417,22 @@ def _sampling_mode(threads: int | str | None) -> Iterator[None]:
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    flushed = torch.set_flush_denormal(True)
+    was_on = _flushing_denormals()
+    supported = torch.set_flush_denormal(True)
     try:
         with torch.inference_mode():
             yield
     finally:
-        if flushed:
+        if supported and not was_on:
             torch.set_flush_denormal(False)
         if threads:
             torch.set_num_threads(old)
+
+
+def _flushing_denormals() -> bool:
+    """Whether torch flushes denormal floats to zero now (``torch.set_flush_denormal`` has no getter)."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    return bool((tiny * 1.0).item() == 0.0)
 
 
 def _model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype]:
@@ -426,10 +445,7 @@ def _bias_list(bias: float | Sequence[float], n: int) -> list[float]:
     vals = [bias] * n if isinstance(bias, (int, float)) else list(bias)
     if len(vals) != n:
         raise SampleError(f"{len(vals)} biases for {n} lines")
-    for b in vals:
-        if not isinstance(b, (int, float)) or isinstance(b, bool) or not math.isfinite(b) or b < 0:
-            raise SampleError(f"the sampling bias must be a number >= 0 (eqs. 61-62), got {b!r}")
-    return vals
+    return [_check_bias(b) for b in vals]
 
 
 def _bias_column(bias: float | Sequence[float], n: int, device, dtype) -> Tensor:
@@ -828,6 +844,8 @@ def load_styles(where: str | Path | None = None) -> list[Primer]:
         ]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise SampleError(f"{path} is not a valid styles file: {exc}") from None
+    if not styles:
+        raise SampleError(f"{path} holds no styles (make them with `graves styles make --model ...`)")
     return styles
 
 
@@ -937,9 +955,21 @@ def _write_page(lines: Sequence[np.ndarray], outputs: Sequence[Path]) -> list[Pa
     return [Path(write_page(list(lines), out)) for out in outputs]
 
 
+#: The largest sampling bias accepted. Any b above ~20 already writes the mode of the most probable
+#: component (σ = exp(σ̂ − b) vanishes, eq. 61); far beyond this, π̂ (1 + b) overflows float32 (eq. 62).
+MAX_BIAS = 10_000.0
+
+
 def _check_bias(bias: Any) -> float:
-    if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias) or bias < 0:
-        raise SampleError(f"the sampling bias must be a number >= 0 (eqs. 61-62), got {bias!r}")
+    """``bias`` as a float, or a :class:`SampleError`: a finite number in [0, :data:`MAX_BIAS`]."""
+    ok = isinstance(bias, (int, float, np.integer, np.floating)) and not isinstance(bias, bool)
+    try:
+        ok = ok and math.isfinite(bias) and 0 <= bias <= MAX_BIAS
+    except OverflowError:  # an int too large for a float
+        ok = False
+    if not ok:
+        raise SampleError(f"the sampling bias must be a number from 0 to {MAX_BIAS:,.0f} (eqs. 61-62; above ~20 "
+                          f"it writes the mode), got {bias!r}")
     return float(bias)
 
 
@@ -1084,13 +1114,14 @@ def write(
 
     alphabet = Alphabet.from_dict(meta["alphabet"])
     normaliser = meta.get("normaliser")
-    if substitute:
-        text = substitute_text(text)
+    if substitute:  # line by line: the table turns line breaks into spaces, and they must stay
+        text = "\n".join(substitute_text(p) for p in text.splitlines())
+    # the text itself, not the wrapped lines: wrapping would turn a tab into spaces behind the check
+    bad = alphabet.unknown_characters("".join(text.splitlines()))
     page = wrap_text(text, width, keep_blank=True)
     lines = [ln for ln in page if ln]
     if not lines:
         raise SampleError("nothing to write: the text is empty")
-    bad = sorted({ch for ln in lines for ch in alphabet.unknown_characters(ln)})
     if bad and not substitute:
         from graves.data.alphabet import UnknownCharacterError
 
@@ -1098,7 +1129,10 @@ def write(
 
     primer = None
     if style is not None:
-        styles = load_styles(where if where is not None else None)
+        if where is None and isinstance(model, tuple):
+            raise SampleError("styles live beside a checkpoint folder: with a (model, meta) pair, pass "
+                              "prime=load_styles(FOLDER)[N] instead of style=N")
+        styles = load_styles(where)
         if isinstance(style, bool) or not isinstance(style, int) or not 0 <= style < len(styles):
             raise SampleError(f"no style {style!r}: this model has styles 0..{len(styles) - 1}")
         primer = styles[style]
@@ -1110,6 +1144,11 @@ def write(
         primer = load_primer(prime, text=prime_text, data_root=data_root)
     if primer is not None and not primer.text.strip():
         raise SampleError(f"give the transcription of {primer.source} with --prime-text")
+    if primer is not None:
+        said = substitute_text(primer.text) if substitute else primer.text
+        if bad_primer := alphabet.unknown_characters(said):
+            raise SampleError(f"the model cannot write {', '.join(map(repr, bad_primer))} in the transcription of "
+                              f"{primer.source} ({primer.text!r}): change --prime-text, or pass --substitute")
 
     gens = line_generators(seed, len(lines))
     kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates,
@@ -1221,9 +1260,20 @@ def _check_render_options(options: dict[str, Any]) -> None:
     for key in ("stroke_width", "scale", "animate"):
         if key in options and not (key == "animate" and options[key] is None):
             v = options[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            ok = not isinstance(v, bool) and isinstance(v, (int, float))
+            try:
+                ok = ok and math.isfinite(v) and v > 0
+            except OverflowError:  # an int beyond any float
+                ok = False
+            if not ok:
                 what = "the pen speed (points per second)" if key == "animate" else key.replace("_", " ")
                 raise SampleError(f"{what} must be a number > 0, got {v!r}")
+            if key == "animate":
+                from graves.render import PEN_SPEED_RANGE
+
+                if not PEN_SPEED_RANGE[0] <= v <= PEN_SPEED_RANGE[1]:
+                    raise SampleError(f"the pen speed must be {PEN_SPEED_RANGE[0]:g} to {PEN_SPEED_RANGE[1]:,.0f} "
+                                      f"points per second, got {v!r}")
     for key in ("colour", "background"):
         if key in options and options[key] is not None:
             from matplotlib.colors import CSS4_COLORS
@@ -1270,6 +1320,10 @@ def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4
         res = synthesize(net, Alphabet.from_dict(meta["alphabet"]), [text] * lines, bias=bias,
                          generator=line_generators(seed, lines), normaliser=normaliser)
         drawn = [r.offsets for r in res]
+        stopped = [i + 1 for i, r in enumerate(res) if not r.finished]
+        if stopped:  # the paper's plain sampling: shown as drawn, but said
+            print(f"graves: warning: line(s) {stopped} reached the step cap before the end of their text",
+                  file=sys.stderr)
     else:
         raise SampleError(f"{path} is a {kind!r} model, not a handwriting net")
     if animate is not None:

@@ -176,7 +176,10 @@ def parse_json_strokes(data: Any, y_down: bool = True, where: str = "JSON primer
             )
             if not ok:
                 raise PrimerError(f"{where}: stroke {i}, point {j} is {p!r}; expected [x, y] numbers")
-            pts.append((float(p[0]), float(p[1])))
+            try:
+                pts.append((float(p[0]), float(p[1])))
+            except OverflowError:  # an integer beyond any float
+                raise PrimerError(f"{where}: stroke {i}, point {j} is too large to be a coordinate") from None
         raw.append(np.array(pts, dtype=np.float64))
     return _clean_strokes(raw, y_down, where), text
 
@@ -326,7 +329,7 @@ def load_primer(
     if suffix == ".json" or (suffix not in (".inkml", ".xml") and head in (b"[", b"{")):
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # not UTF-8, not JSON, or a number beyond the parser's digit limit
             raise PrimerError(f"{spec_s}: not valid JSON: {exc}") from None
         strokes, found = parse_json_strokes(data, y_down=y_down, where=spec_s)
     elif suffix in (".inkml", ".xml") or head == b"<":

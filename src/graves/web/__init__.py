@@ -13,8 +13,9 @@ page and a JSON API. Nothing here samples or draws by itself.
 A request the model cannot serve is answered with ``{"error": "..."}``, the library's own message: 400
 for a malformed request (not JSON, a field of the wrong type), 413 for one over the limits (text
 length, upload size, primer points), 422 for a well-formed one the model cannot write (an empty text,
-a character outside its alphabet, a bad colour, an unusable primer). Writing is CPU-bound, so requests
-are written one at a time, in a worker thread, while the server keeps answering the others.
+a character outside its alphabet, a bad colour, an unusable primer); anything else would be a bug, and
+comes as a JSON 500 with one line in the server's log. Writing is CPU-bound, so requests are written
+one at a time, in a worker thread, while the server keeps answering the others.
 
 The server binds to 127.0.0.1 by default: it is a local tool. It has no accounts, no storage and no
 rate limit beyond the one-at-a-time queue; put it behind a real front end before exposing it.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -34,7 +34,8 @@ from typing import Any
 from graves.data.alphabet import Alphabet, UnknownCharacterError
 from graves.data.primer import PrimerError, primer_from_json
 from graves.render import DEFAULT_PEN_SPEED
-from graves.sample import DEFAULT_BIAS, SampleError, _cached_synthesizer, _check_render_options, load_styles, write
+from graves.sample import (DEFAULT_BIAS, SampleError, _cached_synthesizer, _check_bias, _check_render_options,
+                           load_styles, write)
 
 __all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_request", "serve"]
 
@@ -100,7 +101,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     The body is a JSON object::
 
         {"text": "Hello",            required; line breaks kept, long lines wrapped at "width"
-         "bias": 0.75,               b >= 0 (eqs. 61-62); default: graves write's default
+         "bias": 0.75,               0 <= b <= 10,000 (eqs. 61-62); default: graves write's default
          "seed": 0,                  an integer in [0, 2**63)
          "width": 50,                wrap lines at this many characters (10-200)
          "style": 1,                 a shipped style, or null
@@ -120,8 +121,8 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         raise WebError(413, f"the request is {len(raw):,} bytes, more than the {limits.max_body:,} accepted")
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WebError(400, f"the request is not JSON: {exc}") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or a number beyond the parser's digit limit
+        raise WebError(400, f"the request is not JSON that this server reads: {exc}") from None
     if not isinstance(body, dict):
         raise WebError(400, "the request must be a JSON object with at least a \"text\"")
     unknown = sorted(set(body) - {"text", "bias", "seed", "width", "style", "prime", "substitute", "format",
@@ -131,9 +132,10 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     text = _field(body, "text", (str,), "", "a string")
     if len(text) > limits.max_chars:
         raise WebError(413, f"the text has {len(text)} characters; this server writes at most {limits.max_chars}")
-    bias = _field(body, "bias", (int, float), DEFAULT_BIAS, "a number")
-    if not math.isfinite(bias) or bias < 0:
-        raise WebError(422, f"the sampling bias must be a number >= 0 (eqs. 61-62), got {bias}")
+    try:
+        bias = _check_bias(_field(body, "bias", (int, float), DEFAULT_BIAS, "a number"))
+    except SampleError as exc:
+        raise WebError(422, str(exc)) from None
     seed = _field(body, "seed", (int,), 0, "an integer")
     if not 0 <= seed < 2**63:
         raise WebError(422, f"the seed must be in [0, 2**63), got {seed}")
@@ -307,12 +309,15 @@ def create_app(model: Any = None, limits: Limits = Limits()):
     async def api_write(request: Request) -> Response:
         try:
             req = parse_write_request(await _read_body(request, limits.max_body), limits)
-            async with lock:  # one page at a time: writing uses every core
+            async with lock:  # one page at a time (each takes the sampler's thread; a queue, not a race)
                 data, headers = await run_in_threadpool(_render, req, model)
         except WebError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         except (SampleError, UnknownCharacterError, PrimerError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
+        except Exception as exc:  # a bug: still JSON, so the page can show it, and a line in the log
+            print(f"graves serve: error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return JSONResponse({"error": f"the server failed: {type(exc).__name__}: {exc}"}, status_code=500)
         return Response(data, media_type=MEDIA_TYPES[req.format], headers=headers)
 
     routes = [
