@@ -51,7 +51,6 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 def _cmd_sample(a: argparse.Namespace) -> int:
     from graves.checkpoint import load_meta
-
     from graves.sample import SampleError
 
     kind = load_meta(a.checkpoint)["config"]["model"]["kind"]
@@ -310,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("styles", help="make a model's named styles (--style N) from its own lines, or show them")
     stsub = st.add_subparsers(dest="action", required=True)
     sm = stsub.add_parser("make", help="write styles.json: one line the model writes per seed (no dataset strokes)")
-    sm.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
+    sm.add_argument("--model", help="a synthesis checkpoint (default: the shipped model, which needs --out)")
     sm.add_argument("--seeds", type=int, nargs="+", default=list(range(8)),
                     help="one style per seed (default 0 ... 7); the same seed makes the same style again")
     sm.add_argument("--texts", nargs="+", help="the line each seed writes (default: seed s writes built-in sentence s mod 4)")
