@@ -282,3 +282,16 @@ def test_an_unexpected_failure_is_still_a_json_answer(monkeypatch):
     monkeypatch.setattr(web, "_render", broken)
     r = _post(TestClient(create_app()), {"text": "hi"})
     assert r.status_code == 500 and "KeyError" in r.json()["error"]
+
+
+def test_serve_on_a_taken_port_is_a_one_line_error(monkeypatch, capsys):
+    import socket
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: pytest.fail("uvicorn should not start"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    out = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in out.err and "writing at" not in out.out

@@ -337,6 +337,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: 
     except ImportError:  # pragma: no cover - depends on the environment
         raise SampleError(NEEDS_WEB) from None
     app = create_app(model, limits)
+    import socket
+
+    try:  # a taken port is a one-line error here, not a message and then uvicorn's exit
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise SampleError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another server there? "
+                          "try another --port)") from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"graves: warning: listening on {host}: anyone who can reach it can make this machine write "
               "(no accounts, no rate limit)", file=sys.stderr, flush=True)
