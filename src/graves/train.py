@@ -137,8 +137,10 @@ def _noise_stats(noise: WeightNoise | AdaptiveWeightNoise | None, task: Any) -> 
     with torch.no_grad():
         log_s = torch.cat([ls.detach().reshape(-1) for ls in noise.log_s])
         q = torch.quantile(log_s[:: max(1, log_s.numel() // 100_000)].float(),  # quantile's size limit
-                           torch.tensor([0.05, 0.5, 0.95], dtype=torch.float32)).exp().tolist()
-        return {"kl": float(noise.kl()) / task.num_train_sequences, "s_p05": q[0], "s_median": q[1], "s_p95": q[2]}
+                           torch.tensor([0.05, 0.5, 0.95], dtype=torch.float32, device=log_s.device))
+        kl = noise.kl() / task.num_train_sequences
+        s05, s50, s95, kl_value = torch.cat([q.exp(), kl.reshape(1).float()]).cpu().tolist()  # one copy back
+        return {"kl": kl_value, "s_p05": s05, "s_median": s50, "s_p95": s95}
 
 
 def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimizer,

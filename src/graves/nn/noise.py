@@ -65,6 +65,19 @@ def _standard_normal(like: Tensor, generator: torch.Generator) -> Tensor:
     return xi.to(like.device)
 
 
+def _draw_generator(like: Tensor, generator: torch.Generator) -> torch.Generator:
+    """The generator for one sample's draws of weights on ``like``'s device: ``generator`` itself when it
+    is on that device (so CPU runs draw exactly as before), else a generator on that device seeded with
+    one draw from ``generator``: a GPU run then draws its noise where its weights are, instead of drawing
+    every weight on the CPU and copying it over (a blocking copy per weight per sequence), and the
+    checkpointed CPU generator still fixes every draw. (The ``meta`` device, a test stand-in for a GPU, has
+    no generators: it draws on the CPU.)"""
+    if like.device == generator.device or like.device.type == "meta":
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator(device=like.device).manual_seed(seed)
+
+
 def _params_of(params: nn.Module | Iterable[Tensor]) -> list[Tensor]:
     if isinstance(params, nn.Module):
         return [p for p in params.parameters() if p.requires_grad]
@@ -110,8 +123,9 @@ class WeightNoise:
             raise RuntimeError("WeightNoise.sample() is not re-entrant")
         with torch.no_grad():
             self._clean = [p.detach().clone() for p in self.params]
+            g = _draw_generator(self.params[0], generator)
             for p in self.params:
-                p.add_(_standard_normal(p, generator), alpha=self.std)  # w + std·ξ
+                p.add_(_standard_normal(p, g), alpha=self.std)  # w + std·ξ
         versions = [p._version for p in self.params]
         try:
             yield
@@ -236,7 +250,8 @@ class AdaptiveWeightNoise:
             raise RuntimeError("AdaptiveWeightNoise.sample() is not re-entrant")
         with torch.no_grad():
             self._clean = [p.detach().clone() for p in self.mu]
-            xi = [_standard_normal(p, generator) for p in self.mu]  # ξ ~ N(0, I)
+            g = _draw_generator(self.mu[0], generator)
+            xi = [_standard_normal(p, g) for p in self.mu]  # ξ ~ N(0, I)
             for p, log_s, x in zip(self.mu, self.log_s, xi):
                 p.add_(log_s.exp() * x)  # w = μ + s ξ
             outer_grads = [p.grad for p in self.mu]  # gradients from before this sample, kept aside

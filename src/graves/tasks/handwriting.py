@@ -74,7 +74,10 @@ class HandwritingBatch(NamedTuple):
     index: Tensor
 
     def to(self, device: torch.device | str) -> "HandwritingBatch":
-        return HandwritingBatch(*(t.to(device) if isinstance(t, Tensor) else t for t in self))
+        """The tensors the net and the loss read, on ``device``; ``lengths`` and ``index`` stay where they are
+        (bookkeeping, read on the host)."""
+        return self._replace(x=self.x.to(device), target=self.target.to(device), mask=self.mask.to(device),
+                             c=None if self.c is None else self.c.to(device))
 
     def subset(self, index: slice | Sequence[int] | Tensor) -> "HandwritingBatch":
         """The lines ``index`` (a slice or indices) of this batch, padding trimmed to the longest of them."""
@@ -281,8 +284,7 @@ class HandwritingTask:
 
     # ---------------------------------------------------------------------------------------- loss
     def _outputs(self, model, batch: HandwritingBatch) -> Tensor:
-        device = next(model.parameters()).device
-        batch = batch.to(device)
+        """ŷ for ``batch``, which is on the model's device (:meth:`HandwritingBatch.to`)."""
         if self.synthesis:
             y_hat, _, _ = model(batch.x, batch.c)  # (T, B, 1 + 6M)
         else:
@@ -291,8 +293,9 @@ class HandwritingTask:
 
     def line_losses(self, model, batch: HandwritingBatch) -> Tensor:
         """L(x) of each line (eq. 26 summed over its points), ``(B,)``, normalised units, padding masked."""
+        batch = batch.to(next(model.parameters()).device)  # once: a no-op for tensors already there
         y_hat = self._outputs(model, batch)  # (T, B, 1 + 6M)
-        nll = mixture_nll(y_hat, batch.target.to(y_hat.device), batch.mask.to(y_hat.device))  # (T, B)
+        nll = mixture_nll(y_hat, batch.target, batch.mask)  # (T, B)
         return nll.sum(0)  # (B,)
 
     def loss(self, model, batch: HandwritingBatch, index: slice | None = None) -> tuple[Tensor, int]:
@@ -341,11 +344,12 @@ class HandwritingTask:
                 nll = mixture_nll(y_hat, batch.target, batch.mask)  # (T, B)
                 mean = mixture_mean(mixture_params(y_hat))  # (T, B, 2)  Σ_j π^j μ^j
                 se = ((batch.target[..., :2] - mean) ** 2).sum(-1) * batch.mask  # (T, B)
-                total_loss += float(nll.double().sum())
-                total_sse += float(se.double().sum())
-                total_points += int(batch.lengths.sum())
+                total_loss = total_loss + nll.double().sum()  # summed on the device, read once at the end
+                total_sse = total_sse + se.double().sum()
+                total_points += int(batch.lengths.sum())  # lengths stay on the host
         finally:
             model.train(was_training)
+        total_loss, total_sse = float(total_loss), float(total_sse)  # the only reads back from the device
         n = len(offsets)
         log_jacobian = float(np.log(np.asarray(self.normaliser.std, dtype=np.float64)).sum())  # log σ_x + log σ_y
         loss = total_loss / n

@@ -347,10 +347,10 @@ class TextTask:
         for batch in tqdm(batcher, disable=not progress, desc=f"eval {split}", leave=False):
             x, y = batch.inputs.to(device), batch.targets.to(device)  # (T, B)
             logits, state = model(x, state)  # (T, B, V)
-            nll += float(sequence_nll(logits, y).double().sum())
-            errors += int((logits.argmax(-1) != y).sum())
+            nll = nll + sequence_nll(logits, y).double().sum()  # summed on the device, read once at the end
+            errors = errors + (logits.argmax(-1) != y).sum()
             n += y.numel()
-        return self._metrics(split, nll, errors, n)
+        return self._metrics(split, float(nll), int(errors), n)
 
     def evaluate_dynamic(self, model: TextPredictor, split: str, progress: bool = False,
                          optim: OptimConfig | None = None) -> dict[str, float]:
