@@ -357,3 +357,41 @@ def test_alphabet(full):
     assert alphabet == "".join(sorted(set(alphabet)))
     assert set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'\"") <= set(alphabet)
     assert "\n" not in alphabet and "\r" not in alphabet
+
+
+def test_review_damage_cases_are_one_line_errors_or_rebuilt(samples, tmp_path):
+    """Found in a review of the data layer; each used to be a traceback, a stale cache or silent damage."""
+    from graves.data.iamondb import DataError, parse_line_strokes
+
+    root = make_root(tmp_path / "iam", samples, MINI_SPLITS, archive=True)
+    cache = tmp_path / "cache"
+    good = load_iamondb(root, "testset_v", cache_dir=cache, progress=False)
+    # a cache file damaged inside (a zip member bit-flipped, or truncated) is a miss, rebuilt
+    for name in _cache_files(cache):
+        data = bytearray((cache / "iamondb" / name).read_bytes())
+        (cache / "iamondb" / name).write_bytes(bytes(data[: len(data) // 2]))
+    (cache / "iamondb" / "digests.json").write_text("[]")  # valid JSON, not ours
+    again = load_iamondb(root, "testset_v", cache_dir=cache, progress=False)
+    assert [x.id for x in again] == [x.id for x in good]
+    assert all(np.array_equal(x.offsets, y.offsets) for x, y in zip(good, again))
+    # an encoding declaration expat cannot read is a malformed file (skipped), not a crash of the load
+    bad = b'<?xml version="1.0" encoding="x-nonexistent"?>' + samples["d04-081-01.xml"].split(b"?>", 1)[1]
+    with pytest.raises(DataError, match="unreadable XML"):
+        parse_line_strokes(bad, "x.xml")
+    # coordinates finite as float64 but not as float32 offsets: a one-line error, not inf in the data
+    parts = samples["d04-081-01.xml"].split(b"<Stroke ")  # the second stroke far away: a pen-up jump of 1e39
+    parts[2] = re.sub(rb'x="[0-9.]+"', b'x="1e39"', parts[2])
+    huge = b"<Stroke ".join(parts)
+    root2 = make_root(tmp_path / "iam2", samples, MINI_SPLITS, archive=True, replace={"d04-081-01.xml": huge})
+    problems: list = []
+    lines = load_iamondb(root2, "testset_v", cache_dir=tmp_path / "c2", progress=False, problems=problems)
+    assert all(np.isfinite(x.offsets).all() for x in lines)
+    assert any("coordinates too large" in p.message for p in problems)
+    # a gzip whose check fails is a damaged archive: tarfile's stream mode never read the trailer, so a
+    # flipped bit in the data passed as other XML; here the trailer's CRC itself is flipped
+    archive = root / "lineStrokes-all.tar.gz"
+    trial = bytearray(archive.read_bytes())
+    trial[-8] ^= 0x01  # the CRC-32 of the uncompressed data (then 4 bytes of length)
+    archive.write_bytes(bytes(trial))
+    with pytest.raises(DataError, match="damaged archive"):
+        load_iamondb(root, "testset_v", cache_dir=tmp_path / "c3", progress=False)

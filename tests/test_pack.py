@@ -390,3 +390,15 @@ def test_device_job_runs_whole_on_an_accelerator_stand_in(mini, tmp_path, config
     # (which checkpoint comes back depends on validation losses, placeholders on meta)
     assert {"model.safetensors", "checkpoint.json", "metrics.jsonl"} <= {p.name for p in out.iterdir()}
     assert stand_in.reads  # the placeholders were used: the work did run on meta
+
+
+def test_packs_and_cache_files_get_the_usual_permissions(mini, tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    _, pack = mini
+    assert stat.S_IMODE(pack.stat().st_mode) == 0o666 & ~umask  # mkstemp's 0600 would hide it from others
+    cached = list((tmp_path / "cache" / "iamondb").glob("*.npz"))
+    assert cached and all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask for p in cached)

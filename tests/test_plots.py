@@ -207,3 +207,21 @@ def test_the_cli_passes_the_bias_to_both_line_plots(tmp_path, monkeypatch):
     for what in ("density", "window"):
         assert cli.main(["plot", what, "ckpt", "--text", "hi", "--bias", "0", "-o", str(tmp_path / "x.png")]) == 0
     assert seen["plot_density_checkpoint"]["bias"] == 0.0 == seen["plot_window_checkpoint"]["bias"]
+
+
+def test_curves_of_nan_or_infinite_values_are_a_clear_error_and_the_best_ring_skips_them(tmp_path):
+    import json as _json
+
+    from graves import plots
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(
+        "\n".join(_json.dumps(r) for r in [{"step": 1, "valid": {"loss": float("nan")}}]) + "\n")
+    with pytest.raises(plots.CurvesError, match="all NaN or infinite"):
+        plots.plot_curves_runs([run], tmp_path / "c.png")
+    (run / "metrics.jsonl").write_text("\n".join(_json.dumps(r) for r in [
+        {"step": 1, "valid": {"loss": float("nan")}}, {"step": 2, "valid": {"loss": 1.5}},
+        {"step": 3, "valid": {"loss": 2.5}}]) + "\n")
+    out = plots.plot_curves_runs([run], tmp_path / "c.png", x="step")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

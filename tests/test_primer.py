@@ -155,3 +155,16 @@ def test_iam_line_id(data_root):
     assert p.offsets[:, 2].max() == 1.0
     with pytest.raises(PrimerError, match="not found"):
         load_primer("a01-000u-77", data_root=data_root)
+
+
+def test_review_primers_too_large_or_too_deep_are_one_line_errors(tmp_path):
+    from graves.data.primer import PrimerError, load_primer
+
+    far = tmp_path / "far.json"
+    far.write_text(json.dumps([[[0, 0], [1, 0], [2, 0], [1e38, 0]], [[1e308, 2], [-1e308, 3], [1e308, 5]]]))
+    with pytest.raises(PrimerError, match="too far apart"):
+        load_primer(far, text="hi")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PrimerError, match="not valid JSON"):
+        load_primer(deep, text="hi")

@@ -388,3 +388,53 @@ def test_download_enwik8_from_local_zip(tmp_path, monkeypatch):
     assert len(c.train) + len(c.valid) + len(c.test) == len(data)
     assert bytes(c.vocab.decode(np.concatenate([c.train, c.valid, c.test]))) == data
     assert ("enwik8/enwik8.zip", True, "size and md5 ok") in dl.check(tmp_path / "data")
+
+
+def test_review_damaged_corpora_and_downloads_are_one_line_errors(tmp_path):
+    """Found in a review of the data layer: each used to be a traceback or a silent wrong corpus."""
+    import gzip
+    import zipfile
+
+    from graves.data.download import DataError, enwik8_file, verify_enwik8
+    from graves.data.text import read_bytes
+
+    # a corrupt deflate stream inside a zip
+    z = tmp_path / "c.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("enwik8", b"abcdefgh" * 4000)
+    raw = bytearray(z.read_bytes())
+    raw[60] ^= 0xFF  # inside the compressed data
+    z.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="cannot decompress"):
+        read_bytes(z)
+    with pytest.raises(DataError, match="damaged archive|md5|should be"):
+        verify_enwik8(z)
+    # a tar archive is not a corpus (it used to become one: its headers and padding)
+    tgz = tmp_path / "corpus.tar.gz"
+    tgz.write_bytes(gzip.compress(b"x" * 1024))
+    with pytest.raises(DataError, match="tar archive"):
+        read_bytes(tgz)
+    # a zip with several members names them
+    several = tmp_path / "two.zip"
+    with zipfile.ZipFile(several, "w") as zf:
+        zf.writestr("a.txt", "a")
+        zf.writestr("b.txt", "b")
+    with pytest.raises(DataError, match=r"found 2 \(a.txt, b.txt\); unzip the one you want"):
+        read_bytes(several)
+    # a half-copied raw enwik8 does not hide a downloaded zip
+    folder = tmp_path / "enwik8"
+    folder.mkdir()
+    (folder / "enwik8").write_bytes(b"half")
+    assert enwik8_file(folder) == folder / "enwik8"  # alone, it is what there is (and check says it is wrong)
+    (folder / "enwik8.zip").write_bytes(b"PK")
+    assert enwik8_file(folder) == folder / "enwik8.zip"
+
+
+def test_review_ptb_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    from graves.data.text import DataError, load_ptb_word
+
+    (tmp_path / "ptb").mkdir()
+    for split in ("train", "valid", "test"):
+        (tmp_path / "ptb" / f"ptb.{split}.txt").write_bytes(b"a b\n\xae c\n")
+    with pytest.raises(DataError, match=r"not UTF-8 text \(byte 0xae at offset 4\)"):
+        load_ptb_word(tmp_path)

@@ -117,7 +117,9 @@ def density_grid(
     reach_xy = reach * std + np.abs(mean)
     lo, hi = pts.min(0) - reach_xy * 0.5, pts.max(0) + reach_xy * 0.5
     span = np.maximum(hi - lo, 1e-6)
-    step = float(span.max() / cells)
+    # at most ``cells`` cells along the long side, and none finer than 1/16 of a normalised unit: a short
+    # word would otherwise get ~600 cells across each density, and GBs of (chunk, cells, M) tensors
+    step = max(float(span.max() / cells), float(np.min(std)) / 16)
     nx, ny = int(np.ceil(span[0] / step)) + 1, int(np.ceil(span[1] / step)) + 1
     grid = np.zeros((ny, nx), dtype=np.float64)
     yh = y_hat.detach().to("cpu", torch.float64)
@@ -455,16 +457,19 @@ def plot_curves(
             vy = np.array([r[metric] for r in v])
             ax.plot(vx, vy, color=colour, linewidth=2.0, marker="o", markersize=3.5,
                     label=f"{label}: validation" if metric == "loss" else label)
-            b = int(np.argmin(vy))
-            ax.plot(vx[b], vy[b], marker="o", markersize=10, markerfacecolor="none", color=colour)
-            ax.annotate(f"{vy[b]:.5g}", (vx[b], vy[b]), textcoords="offset points", xytext=(6, -12),
-                        color=colour, fontsize=8)
+            if np.isfinite(vy).any():  # ring the best finite value (a NaN or inf check is no best)
+                b = int(np.nanargmin(np.where(np.isfinite(vy), vy, np.nan)))
+                ax.plot(vx[b], vy[b], marker="o", markersize=10, markerfacecolor="none", color=colour)
+                ax.annotate(f"{vy[b]:.5g}", (vx[b], vy[b]), textcoords="offset points", xytext=(6, -12),
+                            color=colour, fontsize=8)
             drawn.append(vy)
     if not drawn:
         raise CurvesError("the runs have no records to plot yet")
     if ylim is None:
         allv = np.concatenate(drawn)
         allv = allv[np.isfinite(allv)]
+        if not len(allv):
+            raise CurvesError(f"the runs' {metric} values are all NaN or infinite: nothing to plot")
         lo, hi = float(allv.min()), float(np.quantile(allv, 0.95))
         pad = 0.05 * max(hi - lo, 1e-9)
         ylim = (lo - pad, hi + pad)

@@ -915,6 +915,9 @@ def style_sheet(
     return Handwriting(lines, results)
 
 
+# ============================================================================================ pages
+
+
 def wrap_text(text: str, width: int = 50, keep_blank: bool = False) -> list[str]:
     """Lines of at most ``width`` characters, broken at spaces (a longer word is cut); newlines are kept.
 

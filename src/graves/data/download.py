@@ -18,12 +18,14 @@ never leaves a file under its final name. Without a network they fail after a sh
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,28 +86,40 @@ def zip_member(zf: zipfile.ZipFile, member: str | None = None) -> zipfile.ZipInf
                 return info
         raise DataError(f"{zf.filename}: no member {member!r} (it holds {[i.filename for i in files][:5]})")
     if len(files) != 1:
-        raise DataError(f"{zf.filename}: expected one file inside, found {len(files)}; name the member")
+        raise DataError(f"{zf.filename}: expected one file inside, found {len(files)} "
+                        f"({', '.join(i.filename for i in files[:5])}); unzip the one you want")
     return files[0]
 
 
+#: What a damaged archive raises while it is read, beyond the zip module's own BadZipFile: a corrupt
+#: deflate stream (zlib.error), an encrypted member (RuntimeError), an unsupported method
+#: (NotImplementedError), a truncated stream (EOFError).
+DECOMPRESS_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError)
+
+
 def enwik8_file(folder: str | Path) -> Path | None:
-    """``folder/enwik8`` or ``folder/enwik8.zip`` (the raw file first), or None."""
+    """``folder/enwik8`` or ``folder/enwik8.zip``, or None: the raw file first, unless it has the wrong
+    size and the zip is there (a half-copied raw file must not hide a good download)."""
     folder = Path(folder)
-    for name in ("enwik8", "enwik8.zip"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    raw, zipped = folder / "enwik8", folder / "enwik8.zip"
+    if raw.is_file() and (raw.stat().st_size == ENWIK8_SIZE or not zipped.is_file()):
+        return raw
+    return zipped if zipped.is_file() else (raw if raw.is_file() else None)
 
 
 def verify_enwik8(path: str | Path) -> None:
     """Check size (10^8 bytes) and md5 of ``enwik8`` or of the ``enwik8`` inside ``enwik8.zip``."""
     path = Path(path)
     if zipfile.is_zipfile(path):  # by content: a download in progress has no .zip suffix
-        with zipfile.ZipFile(path) as zf:
-            info = zip_member(zf, "enwik8")
-            _check_size(path, info.file_size)
-            with zf.open(info) as f:
-                size, md5 = md5_stream(f)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                info = zip_member(zf, "enwik8")
+                _check_size(path, info.file_size)
+                with zf.open(info) as f:
+                    size, md5 = md5_stream(f)
+        except DECOMPRESS_ERRORS as exc:
+            raise DataError(f"{path}: damaged archive ({type(exc).__name__}: {exc}); download it again with "
+                            "`graves data download enwik8`") from None
     else:
         _check_size(path, path.stat().st_size)
         size, md5 = path.stat().st_size, md5_file(path)
@@ -147,10 +161,13 @@ def download(
     mirror, or a test server); ``timeout`` bounds the connection and each read.
     """
     dest = Path(dest_dir)
-    if name == "ptb":
-        return _download_ptb(dest, progress, url or PTB_URL, timeout)
-    if name == "enwik8":
-        return _download_enwik8(dest, progress, url or ENWIK8_URL, timeout)
+    try:
+        if name == "ptb":
+            return _download_ptb(dest, progress, url or PTB_URL, timeout)
+        if name == "enwik8":
+            return _download_enwik8(dest, progress, url or ENWIK8_URL, timeout)
+    except OSError as exc:  # the folder cannot be made or written (a file in the way, no permission, full)
+        raise DataError(f"cannot write the download into {dest}: {exc.strerror or exc}") from None
     raise DataError(f"unknown dataset {name!r}: can download 'ptb' or 'enwik8' (IAM-OnDB needs registration)")
 
 
@@ -188,7 +205,7 @@ def _download_enwik8(dest: Path, progress: bool, url: str, timeout: float) -> Pa
         try:
             verify_enwik8(existing)
             return existing
-        except (DataError, zipfile.BadZipFile):
+        except (DataError, *DECOMPRESS_ERRORS):
             pass  # fetch it again
     dest.mkdir(parents=True, exist_ok=True)
     part = _fetch(url, dest, "enwik8.zip", timeout, progress, manual=["enwik8.zip (or enwik8)"])
@@ -219,7 +236,7 @@ def _fetch(url: str, dest: Path, filename: str, timeout: float, progress: bool, 
                         bar.update(len(chunk))
             if total and out.tell() != int(total):
                 raise DataError(f"{url}: download interrupted ({out.tell():,} of {int(total):,} bytes)")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         tmp.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
         raise DataError(
@@ -274,7 +291,7 @@ def check(root: str | Path) -> list[tuple[str, bool, str]]:
         try:
             verify_enwik8(path)
             rows.append((f"enwik8/{path.name}", True, "size and md5 ok"))
-        except (DataError, zipfile.BadZipFile, OSError) as exc:
+        except (DataError, OSError, *DECOMPRESS_ERRORS) as exc:
             rows.append((f"enwik8/{path.name}", False, str(exc)))
 
     for name, size in IAM_ONDB_SIZES.items():

@@ -24,6 +24,8 @@ source. Reading a pack needs neither the archives nor defusedxml.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -181,6 +183,10 @@ def parse_line_strokes(source: str | os.PathLike | bytes, name: str | None = Non
                         f"{e.getMessage()}") from None
     except DefusedXmlException as e:
         raise DataError(f"{name}: refused unsafe XML: {e!r}") from None
+    except DataError:
+        raise
+    except (LookupError, ValueError, UnicodeError) as e:  # e.g. an encoding= declaration expat cannot read
+        raise DataError(f"{name}: unreadable XML: {e}") from None
     try:
         flat = np.array(reader.values, dtype=np.float64).reshape(-1, 3)  # (N, 3)
     except ValueError as e:
@@ -309,14 +315,18 @@ def _iter_files(
         with open(source, "rb") as raw:
             stream = _CountingReader(raw, bar.update) if bar is not None else raw
             try:
-                with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+                # gzip read by GzipFile, not by tarfile's "r|gz": that stream mode never checks the gzip
+                # trailer, so a flipped bit would pass as different XML; read to the end, the CRC is checked
+                with gzip.GzipFile(fileobj=stream) as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
                     for member in tar:
                         base = member.name.rsplit("/", 1)[-1]
                         if not member.isfile() or not wanted(base):
                             continue
                         f = tar.extractfile(member)
                         yield base, f.read() if f is not None else DataError("unreadable member")
-            except (tarfile.TarError, EOFError, OSError, ValueError) as e:  # zlib errors are OSError
+                    while gz.read(1 << 20):  # the tar's padding, then the gzip trailer (CRC, length)
+                        pass
+            except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as e:
                 raise DataError(f"{source}: damaged archive: {e}") from e
     finally:
         if bar is not None:
@@ -369,7 +379,10 @@ def read_forms(
         try:
             if isinstance(content, Exception):
                 raise DataError(f"{base}: cannot read: {content}")
-            parsed[form][k] = preprocess(parse_line_strokes(content, base), settings)
+            offsets = preprocess(parse_line_strokes(content, base), settings)
+            if not np.isfinite(offsets).all():  # finite float64 coordinates, too large for float32
+                raise DataError(f"{base}: coordinates too large")
+            parsed[form][k] = offsets
         except DataError as e:
             problems.append(Problem(base, str(e).split(": ", 1)[-1] + "; line skipped"))
 
@@ -409,6 +422,10 @@ def default_cache_dir() -> Path:
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError, AttributeError):  # mkstemp makes 0600: give the usual permissions
+        os.fchmod(fd, 0o666 & ~umask)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -449,6 +466,8 @@ def _source_digest(source: Path, cache: Path) -> str:
     try:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
+        memo = {}
+    if not isinstance(memo, dict):  # damaged: start again
         memo = {}
     entry = memo.get(key)
     if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
@@ -497,17 +516,23 @@ def _save_cached(path: Path, lines: list[Line], problems: list[Problem], materia
 
 
 def _load_cached(path: Path, material: dict) -> tuple[list[Line], list[Problem]] | None:
+    """The cached split at ``path`` if it was made from ``material``; None when it is missing, stale or
+    damaged in any way (truncated, bit-flipped, not ours), so that the caller rebuilds it."""
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(z["meta"].tobytes().decode("utf-8"))
             offsets, lengths = z["offsets"], z["lengths"]
-    except (OSError, ValueError, KeyError):
-        return None  # missing or damaged: rebuild
-    if meta.get("key") != material or len(meta["ids"]) != len(lengths) or lengths.sum() != len(offsets):
+        if not isinstance(meta, dict) or meta.get("key") != material:
+            return None
+        if len(meta["ids"]) != len(lengths) or lengths.sum() != len(offsets) or not np.isfinite(offsets).all():
+            return None
+        parts = np.split(offsets, np.cumsum(lengths)[:-1]) if len(lengths) else []
+        lines = [Line(i, t, o) for i, t, o in zip(meta["ids"], meta["texts"], parts)]
+        return lines, [Problem(w, m) for w, m in meta["problems"]]
+    except Exception:  # noqa: BLE001 - a damaged cache file (zip, zlib, EOF, JSON, shape ...) is a miss
         return None
-    parts = np.split(offsets, np.cumsum(lengths)[:-1]) if len(lengths) else []
-    lines = [Line(i, t, o) for i, t, o in zip(meta["ids"], meta["texts"], parts)]
-    return lines, [Problem(w, m) for w, m in meta["problems"]]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -548,7 +573,9 @@ def _read_sets(
             lines = [line for f in form_lists[n] for line in by_form.get(f, [])]
             mine = [p for p in read_problems if _problem_form(p) in forms]
             found[n] = (lines, mine, keys[n][1] if use_cache else None)
-            if use_cache:
+            if use_cache and not any("cannot read" in p.message for p in mine):
+                # (a file that could not be read, e.g. for a permission since fixed, is not the data's fault:
+                # such a split is not cached, so the next load reads it again)
                 try:
                     _save_cached(keys[n][0], lines, mine, keys[n][1])
                 except OSError as e:

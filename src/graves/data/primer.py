@@ -115,9 +115,13 @@ def rescale_offsets(offsets: np.ndarray, target_step: float = IAM_MEDIAN_STEP) -
     return out
 
 
-def _user_offsets(strokes: list[np.ndarray], rescale: bool) -> np.ndarray:
+def _user_offsets(strokes: list[np.ndarray], rescale: bool, where: str = "primer") -> np.ndarray:
     """A user's strokes (y up) → offsets: rescaled to IAM's step size, then IAM's outlier removal."""
-    offsets = strokes_to_offsets(strokes)
+    with np.errstate(over="ignore", invalid="ignore"):  # steps beyond any float: checked just below
+        offsets = strokes_to_offsets(strokes)
+        too_far = not np.isfinite(offsets).all() or not np.isfinite(np.asarray(offsets, np.float32)).all()
+    if too_far:
+        raise PrimerError(f"{where}: coordinates too far apart to be pen positions")
     if rescale:
         m = median_step(offsets)
         if m > 0:
@@ -137,7 +141,8 @@ def _clean_strokes(raw: list[np.ndarray], y_down: bool, where: str) -> list[np.n
         if y_down:
             s = s * np.array([1.0, -1.0])
         if len(s) > 1:  # drop repeated points (zero-length steps)
-            keep = np.concatenate([[True], np.any(np.diff(s, axis=0) != 0, axis=1)])
+            with np.errstate(over="ignore"):  # an inf step is not a repeat; too-far points are refused later
+                keep = np.concatenate([[True], np.any(np.diff(s, axis=0) != 0, axis=1)])
             s = s[keep]
         strokes.append(s)
     total = sum(len(s) for s in strokes)
@@ -286,7 +291,7 @@ def primer_from_json(
         PrimerError: malformed strokes or too few points (the message says which).
     """
     strokes, found = parse_json_strokes(data, y_down=y_down, where=where)
-    return Primer(_user_offsets(strokes, rescale), text if text is not None else found, where)
+    return Primer(_user_offsets(strokes, rescale, where), text if text is not None else found, where)
 
 
 def load_primer(
@@ -329,11 +334,11 @@ def load_primer(
     if suffix == ".json" or (suffix not in (".inkml", ".xml") and head in (b"[", b"{")):
         try:
             data = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:  # not UTF-8, not JSON, or a number beyond the parser's digit limit
-            raise PrimerError(f"{spec_s}: not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, a number past the digit limit, too deep
+            raise PrimerError(f"{spec_s}: not valid JSON: {type(exc).__name__}: {exc}") from None
         strokes, found = parse_json_strokes(data, y_down=y_down, where=spec_s)
     elif suffix in (".inkml", ".xml") or head == b"<":
         strokes, found = parse_inkml(raw, y_down=y_down, where=spec_s)
     else:
         raise PrimerError(f"{spec_s}: unknown primer format (expected .json strokes or .inkml)")
-    return Primer(_user_offsets(strokes, rescale), text if text is not None else found, spec_s)
+    return Primer(_user_offsets(strokes, rescale, spec_s), text if text is not None else found, spec_s)

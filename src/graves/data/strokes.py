@@ -78,7 +78,8 @@ def points_to_offsets(points: np.ndarray, eos: np.ndarray) -> np.ndarray:
         raise ValueError(f"points must be (T, 2) and eos (T,), got {points.shape} and {eos.shape}")
     out = np.zeros((points.shape[0], 3), dtype=np.float32)  # (T, 3)
     if points.shape[0]:
-        out[1:, :2] = np.diff(points, axis=0)  # dx, dy in float64, then rounded once to float32
+        with np.errstate(over="ignore"):  # a step beyond float32 becomes inf: callers check and say so
+            out[1:, :2] = np.diff(points, axis=0)  # dx, dy in float64, then rounded once to float32
         out[:, 2] = eos != 0
     return out
 

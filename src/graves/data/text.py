@@ -320,6 +320,8 @@ def read_bytes(path: str | Path, member: str | None = None) -> bytes:
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix == ".tgz" or ".tar" in [s.lower() for s in path.suffixes]:
+        raise DataError(f"{path} is a tar archive: unpack it and point data.path at the text file inside")
     try:
         if suffix == ".bz2":
             return bz2.decompress(path.read_bytes())
@@ -330,8 +332,8 @@ def read_bytes(path: str | Path, member: str | None = None) -> bytes:
         if suffix == ".zip":
             with zipfile.ZipFile(path) as zf:
                 return zf.read(zip_member(zf, member))
-    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: cannot decompress ({exc})") from exc
+    except (OSError, ValueError, lzma.LZMAError, *_dl.DECOMPRESS_ERRORS) as exc:
+        raise DataError(f"{path}: cannot decompress ({type(exc).__name__}: {exc})") from exc
     return path.read_bytes()
 
 
@@ -351,9 +353,17 @@ _PTB_HINT = "run `graves data download ptb`, or put the files of simple-examples
 # ------------------------------------------------------------------------------------------ PTB
 
 
+def _read_utf8(path: Path) -> str:
+    """``path``'s text; a file that is not UTF-8 is a one-line :class:`DataError` naming the byte."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+
+
 def _ptb_words(path: Path) -> list[str]:
     """Tokens of a word-level PTB file: whitespace-separated words, ``<eos>`` at each line end."""
-    text = path.read_text(encoding="utf-8")
+    text = _read_utf8(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the file's final newline ends the last line
@@ -392,7 +402,7 @@ _PLACEHOLDER = "\x00"  # stands for the one-symbol <unk> while encoding characte
 def _ptb_char_symbols(path: Path, unk_as_symbol: bool) -> str:
     """The character sequence of a ``ptb.char.*.txt`` file: every character (the line end included) is
     followed by one space. With ``unk_as_symbol``, ``<unk>`` becomes the placeholder ``"\\x00"``."""
-    text = path.read_text(encoding="utf-8")
+    text = _read_utf8(path)
     if len(text) % 2 or text[1::2].strip(" "):
         raise DataError(f"{path}: not in the ptb.char format (each character followed by one space)")
     chars = text[0::2]

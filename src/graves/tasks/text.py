@@ -54,6 +54,7 @@ from graves.data.text import (
     StreamBatcher,
     TextCorpus,
     Vocab,
+    _read_utf8,
     load_corpus,
 )
 from graves.models.text import NULL, TextPredictor
@@ -161,7 +162,7 @@ def _read_ptb_split(dc: DataConfig, vocab: Vocab, split: str) -> np.ndarray:
     name = f"ptb.char.{split}.txt" if dc.name == "ptb-char" else f"ptb.{split}.txt"
     for folder in (root / "ptb", root, root / "simple-examples" / "data", root / "data"):
         if (folder / name).is_file():
-            text = (folder / name).read_text(encoding="utf-8")
+            text = _read_utf8(folder / name)
             break
     else:
         raise DataError(f"{name} not found under {root} (run `graves data download ptb`)")

@@ -121,8 +121,8 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         raise WebError(413, f"the request is {len(raw):,} bytes, more than the {limits.max_body:,} accepted")
     try:
         body = json.loads(raw.decode("utf-8"))
-    except ValueError as exc:  # not UTF-8, not JSON, or a number beyond the parser's digit limit
-        raise WebError(400, f"the request is not JSON that this server reads: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, a number past the digit limit, too deep
+        raise WebError(400, f"the request is not JSON that this server reads: {type(exc).__name__}: {exc}") from None
     if not isinstance(body, dict):
         raise WebError(400, "the request must be a JSON object with at least a \"text\"")
     unknown = sorted(set(body) - {"text", "bias", "seed", "width", "style", "prime", "substitute", "format",
