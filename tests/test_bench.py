@@ -27,3 +27,18 @@ def test_legibility_scores_edit_distance_cer_and_pace():
     assert leg.cer("Mr Smith", "Mr . Smith") == pytest.approx(1 / 8)
     lines = [np.zeros((20, 3)), np.zeros((90, 3)), np.zeros((40, 3))]
     assert leg.pace(lines, ["abcd", "abc", "ab"]) == pytest.approx(20.0)  # median of 5, 30, 20
+
+
+def test_legibility_levels_lines_and_reads_ocr_quotes_as_ascii():
+    leg = _load("legibility")
+    # a straight stroke rising at 30 degrees, levelled: its points end on one height
+    x = np.linspace(0, 100, 50)
+    pts = np.stack([x, np.tan(np.radians(30)) * x], 1)
+    offsets = np.zeros((50, 3), np.float32)
+    offsets[1:, :2] = np.diff(pts, axis=0)
+    offsets[-1, 2] = 1
+    flat = np.cumsum(leg.level(offsets)[:, :2].astype(np.float64), axis=0)
+    assert np.ptp(flat[:, 1]) < 1e-3 and np.ptp(flat[:, 0]) == pytest.approx(100 / np.cos(np.radians(30)), rel=1e-4)
+    # Tesseract's typographic quotes and ligatures are the reference's ASCII
+    assert leg.cer("\u201cfine\u201d, it\u2019s", '" fine " , it \' s') == 0.0
+    assert leg.cer("\ufb01ne", "fine") == 0.0
