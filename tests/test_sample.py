@@ -837,7 +837,7 @@ def test_styles_errors_are_clear_and_write_nothing(tmp_path, capsys):
     assert cli.main(["styles", "make", "--model", str(ckpt), "--seeds", "0", "1", "--texts", "ab"]) == 2
     assert "1 texts for 2 seeds" in capsys.readouterr().err
     assert cli.main(["styles", "make", "--model", str(ckpt), "--seeds", "0", "--texts", "a€b"]) == 2
-    assert "cannot write '€' (in 'a€b'): give --texts" in capsys.readouterr().err
+    assert "cannot write '€' (in 'a€b'): give texts it can write" in capsys.readouterr().err
     assert not (ckpt / "styles.json").exists()
     assert cli.main(["styles", "show", "--model", str(ckpt), "-o", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err

@@ -163,7 +163,7 @@ def test_your_own_handwriting_primes_the_page(client):
         ({"text": "a", "stroke_width": 500}, 422, "at most 20"),
         ({"text": "a", "animate": "fast"}, 400, '"animate" must be a number'),
         ({"text": "a", "animate": 0}, 422, "pen speed"),
-        ({"text": "a", "animate": 1e6}, 422, "at most 10,000"),
+        ({"text": "a", "animate": 1e6}, 422, "pen speed must be 1 to 10,000"),
         ({"text": "a", "animate": 100, "format": "png"}, 422, "only the SVG page"),
         ({"text": "a", "style": 0, "prime": {"strokes": [[[0, 0], [5, 5]]], "text": "a"}}, 422, "one of"),
         ({"text": "a", "prime": {"strokes": [[[0, 0], [5, 5]]], "text": " "}}, 422, "transcription"),

@@ -147,13 +147,6 @@ def _cmd_styles(a: argparse.Namespace) -> int:
         # then make again with the seeds worth keeping
         texts = a.texts or [sample.STYLE_TEXTS[s % len(sample.STYLE_TEXTS)] for s in a.seeds]
         net, meta, _ = sample._cached_synthesizer(a.model)
-        from graves.data.alphabet import Alphabet
-
-        alphabet = Alphabet.from_dict(meta["alphabet"])
-        for t in texts:
-            if bad := alphabet.unknown_characters(t):
-                raise sample.SampleError(f"the model cannot write {', '.join(map(repr, bad))} "
-                                         f"(in {t!r}): give --texts, one line per seed, that it can write")
         made = sample.make_styles(net, meta, texts, a.seeds, bias=sample._check_bias(a.bias))
         if not made:
             raise sample.SampleError(f"no line of seeds {a.seeds} ended its text; nothing written: try other seeds")
@@ -161,8 +154,10 @@ def _cmd_styles(a: argparse.Namespace) -> int:
         dropped = [s for s in a.seeds if s not in {m["seed"] for m in made}]
         print(f"wrote {out}: " + ", ".join(f"style {i} from seed {m['seed']}" for i, m in enumerate(made))
               + (f"; seeds {dropped} did not end their text and were dropped" if dropped else ""), file=sys.stderr)
+        from graves.data.alphabet import Alphabet
+
         text = sample.STYLE_SHEET_TEXT  # or, for a model without its characters, the first style's line
-        text = made[0]["text"] if alphabet.unknown_characters(text) else text
+        text = made[0]["text"] if Alphabet.from_dict(meta["alphabet"]).unknown_characters(text) else text
         styles, bias = sample.load_styles(out), None
     if outputs:
         sheet = sample.style_sheet(styles, text, model=a.model, bias=bias, seed=a.seed)

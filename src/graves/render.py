@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import tempfile
 import uuid
@@ -28,7 +27,7 @@ import numpy as np
 from graves.data.strokes import offsets_to_strokes
 
 __all__ = ["Page", "RenderError", "OutputError", "layout", "to_svg", "to_png", "to_pdf", "to_polylines", "save",
-           "write_page", "write_file", "check_writable", "pen_timing", "SUFFIXES"]
+           "write_page", "write_file", "check_writable", "check_pen_speed", "pen_timing", "SUFFIXES"]
 
 SUFFIXES = (".svg", ".png", ".pdf", ".json")
 
@@ -216,6 +215,19 @@ DEFAULT_PEN_SPEED = 100.0  # pen points per second of `graves write --animate` (
 PEN_SPEED_RANGE = (1.0, 10_000.0)
 
 
+def check_pen_speed(points_per_second: Any) -> float:
+    """``points_per_second`` as a float, or a :class:`RenderError`: a number in :data:`PEN_SPEED_RANGE`."""
+    low, high = PEN_SPEED_RANGE
+    ok = isinstance(points_per_second, (int, float)) and not isinstance(points_per_second, bool)
+    try:
+        ok = ok and low <= points_per_second <= high
+    except OverflowError:  # an int beyond any float
+        ok = False
+    if not ok:
+        raise RenderError(f"the pen speed must be {low:g} to {high:,.0f} points per second, got {points_per_second!r}")
+    return float(points_per_second)
+
+
 def pen_timing(page: Page, points_per_second: float) -> list[list[tuple[float, float]]]:
     """When each stroke of ``page`` is drawn, as the net wrote it: ``[line][stroke] = (start, duration)`` in s.
 
@@ -224,11 +236,7 @@ def pen_timing(page: Page, points_per_second: float) -> list[list[tuple[float, f
     the move between strokes is the pen-up step between them, and the lines follow one another with a
     pause of :data:`LINE_PAUSE_POINTS` points (blank lines add nothing).
     """
-    low, high = PEN_SPEED_RANGE
-    if isinstance(points_per_second, bool) or not (isinstance(points_per_second, (int, float))
-                                                   and low <= points_per_second <= high):
-        raise RenderError(f"the pen speed must be {low:g} to {high:,.0f} points per second, got {points_per_second!r}")
-    dt = 1.0 / float(points_per_second)
+    dt = 1.0 / check_pen_speed(points_per_second)
     timing: list[list[tuple[float, float]]] = []
     clock = 0  # in points
     for strokes in page.strokes:

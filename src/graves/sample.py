@@ -870,8 +870,13 @@ def make_styles(
         raise SampleError(f"{len(texts)} texts for {len(seeds)} seeds")
     from graves.data.alphabet import Alphabet
 
+    alphabet = Alphabet.from_dict(meta["alphabet"])
+    for t in texts:
+        if bad := alphabet.unknown_characters(t):
+            raise SampleError(f"the model cannot write {', '.join(map(repr, bad))} (in {t!r}): give texts it can "
+                              "write, one per seed (graves styles make --texts)")
     gens = [line_generators(s, 1)[0] for s in seeds]
-    results = synthesize(model, Alphabet.from_dict(meta["alphabet"]), list(texts), bias=bias, generator=gens,
+    results = synthesize(model, alphabet, list(texts), bias=bias, generator=gens,
                          max_steps_per_char=max_steps_per_char, normaliser=meta.get("normaliser"),
                          candidates=candidates)
     styles = []
@@ -1260,8 +1265,15 @@ def write_to_files(
 
 def _check_render_options(options: dict[str, Any]) -> None:
     """Fail before sampling on a renderer option that would fail after it."""
-    for key in ("stroke_width", "scale", "animate"):
-        if key in options and not (key == "animate" and options[key] is None):
+    if options.get("animate") is not None:
+        from graves.render import RenderError, check_pen_speed
+
+        try:
+            check_pen_speed(options["animate"])
+        except RenderError as exc:
+            raise SampleError(str(exc)) from None
+    for key in ("stroke_width", "scale"):
+        if key in options:
             v = options[key]
             ok = not isinstance(v, bool) and isinstance(v, (int, float))
             try:
@@ -1269,14 +1281,7 @@ def _check_render_options(options: dict[str, Any]) -> None:
             except OverflowError:  # an int beyond any float
                 ok = False
             if not ok:
-                what = "the pen speed (points per second)" if key == "animate" else key.replace("_", " ")
-                raise SampleError(f"{what} must be a number > 0, got {v!r}")
-            if key == "animate":
-                from graves.render import PEN_SPEED_RANGE
-
-                if not PEN_SPEED_RANGE[0] <= v <= PEN_SPEED_RANGE[1]:
-                    raise SampleError(f"the pen speed must be {PEN_SPEED_RANGE[0]:g} to {PEN_SPEED_RANGE[1]:,.0f} "
-                                      f"points per second, got {v!r}")
+                raise SampleError(f"{key.replace('_', ' ')} must be a number > 0, got {v!r}")
     for key in ("colour", "background"):
         if key in options and options[key] is not None:
             from matplotlib.colors import CSS4_COLORS

@@ -287,8 +287,6 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
     noise = build_noise(cfg, model)
     optimizer = optimizer_from_config(cfg.optim, optimised_params(cfg, model, noise))
-    if not (0.0 <= tc.ema_decay < 1.0):
-        raise ConfigError(f"train.ema_decay must be in [0, 1) (0 = no averaging), not {tc.ema_decay!r}")
     averaged = None
     generator = torch.Generator().manual_seed(tc.seed)
 

@@ -163,8 +163,6 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         render["animate"] = _field(body, "animate", (int, float), None, "a number of pen points per second or null")
         if fmt != "svg":
             raise WebError(422, f"only the SVG page can be animated, not the {fmt!r} format")
-        if not render["animate"] <= 10_000:
-            raise WebError(422, f"the pen speed must be at most 10,000 points per second, got {render['animate']}")
     try:
         _check_render_options(render)
     except SampleError as exc:
