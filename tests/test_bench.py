@@ -42,3 +42,23 @@ def test_legibility_levels_lines_and_reads_ocr_quotes_as_ascii():
     # Tesseract's typographic quotes and ligatures are the reference's ASCII
     assert leg.cer("\u201cfine\u201d, it\u2019s", '" fine " , it \' s') == 0.0
     assert leg.cer("\ufb01ne", "fine") == 0.0
+
+
+def test_candidates_features_and_choice_rules():
+    from types import SimpleNamespace
+
+    cand = _load("candidates")
+    # "a b": the window stands on "a", then (briefly, weakly) on " ", never on "b" as argmax
+    phi = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.1], [0.1, 0.5, 0.4]], np.float32)
+    r = SimpleNamespace(phi=phi, offsets=np.zeros((3, 3)), finished=True, attempts=1)
+    f = cand.features(r, "a b")
+    assert f["skipped"] == 1 and f["points"] == 3 and f["minpeak"] == pytest.approx(0.4)
+    assert cand.features(r, "a  ")["skipped"] == 0  # spaces are not letters: passing one quickly is fine
+    lines = [
+        {"points": 50, "finished": True, "skipped": 0, "minpeak": 0.9, "cer": 0.3},
+        {"points": 40, "finished": True, "skipped": 1, "minpeak": 0.2, "cer": 0.5},
+        {"points": 10, "finished": False, "skipped": 0, "minpeak": 1.0, "cer": 0.1},
+    ]
+    pick = {name: lines.index(rule(lines)) for name, rule in cand.RULES.items()}
+    assert pick == {"first (plain sampler)": 0, "fewest points (racing)": 1,
+                    "no skipped letter, then fewest points": 0, "largest minpeak": 0, "oracle (best by OCR)": 2}

@@ -1,0 +1,119 @@
+"""Which of K candidate lines should ``graves write`` keep? Each rule's Tesseract CER, over K seeds.
+
+Every text (the 50 sentences of ``bench/sentences.txt`` and N testset_v transcriptions) is written K times
+by the paper's plain sampler (one candidate, the end rule, ``graves write``'s retries and step cap), with
+the generators ``line_generators(1000 j + seed)`` for j = 0 … K−1. Each line is read by the same OCR
+set-up as ``bench/legibility.py`` (same drawing), and described by a few features:
+
+* ``points``: how many points it took (what racing candidates minimises: the first to end its text);
+* ``skipped``: characters other than spaces at which the window's argmax never stood (a skipped letter);
+* ``minpeak``: the smallest, over the text's characters u, of max_t φ(t, u) (how sharply the window ever
+  stood on its least-read character).
+
+Then, for k = 1, 2, 4, K, each rule picks one of the first k candidates of every line and the table gives
+the mean CER of the picked lines (``first``: candidate 0, the plain sampler; ``oracle``: the best by OCR,
+for scale). Also: the mean CER of single candidates over all K seeds, a steadier comparison of two models
+than one seed.
+
+    python bench/candidates.py [--model CKPT] [--k 6] [--n 50] [--bias 0.75] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import legibility as L  # noqa: E402  (the OCR set-up and the data, shared with the legibility bench)
+
+
+def features(result, text: str) -> dict:
+    phi = result.phi  # (T, U): the window over the line's own text at every drawn step
+    U = phi.shape[1]
+    seen = np.zeros(U, bool)
+    if len(phi):
+        seen[phi.argmax(1)] = True
+    letters = np.array([c != " " for c in text[:U]])
+    return {"points": int(len(result.offsets)), "finished": bool(result.finished), "attempts": int(result.attempts),
+            "skipped": int((~seen & letters).sum()), "minpeak": float(phi.max(0).min()) if len(phi) else 0.0}
+
+
+RULES = {
+    "first (plain sampler)": lambda c: c[0],
+    "fewest points (racing)": lambda c: min(c, key=lambda r: (not r["finished"], r["points"])),
+    "no skipped letter, then fewest points": lambda c: min(
+        c, key=lambda r: (not r["finished"], r["skipped"] > 0, r["points"])),
+    "largest minpeak": lambda c: max(c, key=lambda r: (r["finished"], r["minpeak"])),
+    "oracle (best by OCR)": lambda c: min(c, key=lambda r: r["cer"]),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
+    p.add_argument("--data", help="data root holding iam-ondb/ (default $GRAVES_DATA)")
+    p.add_argument("--n", type=int, default=50, help="validation texts to use")
+    p.add_argument("--sentences", default=str(Path(__file__).resolve().parent / "sentences.txt"))
+    p.add_argument("--k", type=int, default=6, help="candidates per text (seeds)")
+    p.add_argument("--bias", type=float, default=None, help="sampling bias (default: graves write's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="tesseract processes at once")
+    p.add_argument("--json", help="write every candidate's features and CER here")
+    a = p.parse_args(argv)
+    if a.k < 1:
+        p.error("--k must be >= 1")
+    L.setup_tesseract(False)
+    from graves.sample import DEFAULT_BIAS, DEFAULT_RETRIES, DEFAULT_STEPS_PER_CHAR, line_generators, synthesize
+
+    bias = DEFAULT_BIAS if a.bias is None else a.bias
+    model, alphabet, normaliser, what = L.load_model(a.model)
+    print(f"model: {what}; bias {bias:g}; {a.k} candidates per text")
+    sets = [("sentences", [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()])]
+    val = L.validation_lines(a.data, a.n)
+    if val is None:
+        print("(no IAM-OnDB data found: set --data or GRAVES_DATA for the validation texts)")
+    else:
+        sets.append(("validation texts", [ln.text for ln in val]))
+    work = Path(tempfile.mkdtemp(prefix="candidates-"))
+    t0 = time.time()
+    records = []
+    for name, texts in sets:
+        for j in range(a.k):
+            res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(1000 * j + a.seed, len(texts)),
+                             normaliser=normaliser, substitute=True, retries=DEFAULT_RETRIES, candidates=1,
+                             max_steps_per_char=DEFAULT_STEPS_PER_CHAR)
+            sc = L.score([r.offsets for r in res], texts, work, f"{name[:4]}-{j}", a.jobs)
+            for i, (r, t) in enumerate(zip(res, texts)):
+                records.append({"set": name, "line": i, "j": j, **features(r, t), "cer": sc["per_line"][i]})
+    ks = sorted({k for k in (1, 2, 4, a.k) if k <= a.k})
+    for name, _ in sets:
+        by = defaultdict(list)
+        for r in records:
+            if r["set"] == name:
+                by[r["line"]].append(r)
+        cands = [sorted(v, key=lambda r: r["j"]) for _, v in sorted(by.items())]
+        singles = np.array([[r["cer"] for r in c] for c in cands])
+        per_seed = singles.mean(0)
+        print(f"\n{name}: {len(cands)} texts; one candidate, mean CER over {a.k} seeds {per_seed.mean():.3f} "
+              f"(seeds range {per_seed.min():.3f}–{per_seed.max():.3f}); skipped letters in "
+              f"{np.mean([r['skipped'] > 0 for c in cands for r in c]):.1%} of lines")
+        print(f"  {'rule':<40} " + " ".join(f"{'k=' + str(k):>7}" for k in ks))
+        for rule_name, rule in RULES.items():
+            row = [np.mean([rule(c[:k])["cer"] for c in cands]) for k in ks]
+            print(f"  {rule_name:<40} " + " ".join(f"{v:>7.3f}" for v in row))
+    print(f"({time.time() - t0:.0f} s)")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"model": what, "bias": bias, "k": a.k, "seed": a.seed,
+                                            "candidates": records}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
