@@ -5,7 +5,7 @@ batch 8 (seconds per line = batch time / 8), with the shipped model when it exis
 initialised synthesis net of the paper's size (3 × 400 cells, M = 20, K = 10, the full alphabet: the same
 cost per step as a trained one). So that every run does the same work, the end-of-text rule is switched
 off and every line runs for exactly 25 steps per character (1000 steps for 40 characters; IAM-OnDB lines
-have ~22 points per character, the shipped model at its default bias ~27, so this is about a real
+have ~22 points per character, the shipped model at its default bias ~25–29, so this is about a real
 line). Each setting is run ``--reps`` times after one warm-up; the median is reported, as wall-clock
 time and as this process's CPU time (on a machine shared with other work the wall time includes
 waiting for a core; with one thread the CPU time is what the line costs on an idle machine). Side by

@@ -1184,8 +1184,8 @@ def write(
 
 #: ``graves write``: a line the step cap still stops after all its retries is wrapped again at half its
 #: length and the pieces are written in its place, down to lines of this many characters (``retries=0``
-#: turns this off too). The shipped model ends every line of its benchmarks at the first try; this is for
-#: text unlike its training lines, such as a 50-letter "word" (docs/sampling-notes.md).
+#: turns this off too). The shipped model ends every line of its benchmarks within its retries; this is
+#: for text unlike its training lines, such as a 50-letter "word" (docs/sampling-notes.md).
 MIN_SPLIT_CHARS = 10
 
 
