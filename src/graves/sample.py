@@ -74,9 +74,10 @@ __all__ = [
 #: The bias ``graves write`` uses when none is given. **Not the paper's default** (the paper's unbiased
 #: sampling is b = 0, which writes with all the variety, and the mess, of the training data); b = 0.75 is
 #: a legible middle between the paper's "slightly biased" b = 0.15 and the near-mode b = 2 (Fig. 16/17).
-#: Measured on the shipped model with ``bench/legibility.py`` (docs/results.md): Tesseract's CER on our
+#: Chosen on session 3's model with ``bench/legibility.py`` (docs/results.md): Tesseract's CER on our
 #: sentences 0.611 / 0.407 / 0.402 / 0.396 / 0.358 at b = 0 / 0.5 / 0.75 / 1 / 2; 0.75 keeps more of a
-#: writer's variety than 1 or 2 for nearly their legibility.
+#: writer's variety than 1 or 2 for nearly their legibility. The model shipped since session 14 reads
+#: 0.01-0.03 better at b = 1 (docs/sampling-notes.md, "Default bias"); the default stays.
 DEFAULT_BIAS = 0.75
 
 #: Hard cap on sampled steps per character of text: a line that has not passed the end of its text by

@@ -1,0 +1,79 @@
+"""How legible is each style? Tesseract CER of our sentences written primed by each style of a styles file.
+
+``graves write --style N`` primes every line with style N, a line the model wrote itself. Priming sets the
+hand, and a hand can be harder to read than the model's unprimed writing. This bench writes the sentences
+of ``bench/sentences.txt`` as ``graves write`` writes them (the default bias, racing candidates, retries),
+once unprimed and once primed by each style. It reads every line with the OCR set-up of
+``bench/legibility.py`` (same drawing) and prints one row per style: its seed, the CER ± standard error,
+how many lines ended at the first try, and the pen's pace in points per character. Use it to choose the
+seeds to keep when making styles (``graves styles make --seeds 0 1 … 11 --out all.json``, then
+``python bench/styles.py --styles all.json``); legibility by eye and by OCR can disagree.
+
+    python bench/styles.py [--model CKPT] [--styles FILE] [--n 50] [--bias B] [--seed 0] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import legibility as L  # noqa: E402  (the OCR set-up, shared with the legibility bench)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
+    p.add_argument("--styles", help="a styles file (default: the one beside the model)")
+    p.add_argument("--sentences", default=str(Path(__file__).resolve().parent / "sentences.txt"))
+    p.add_argument("--n", type=int, default=50, help="how many of the sentences to write")
+    p.add_argument("--bias", type=float, default=None, help="sampling bias (default: graves write's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="tesseract processes at once")
+    p.add_argument("--json", help="write the rows here")
+    a = p.parse_args(argv)
+    L.setup_tesseract(False)
+    from graves.sample import (DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_RETRIES, line_generators, load_styles,
+                               shipped_model_dir, synthesize)
+
+    bias = DEFAULT_BIAS if a.bias is None else a.bias
+    model, alphabet, normaliser, what = L.load_model(a.model)
+    where = Path(a.styles) if a.styles else Path(a.model) if a.model else shipped_model_dir()
+    styles = load_styles(where)
+    raw_file = where if where.is_file() else where / "styles.json"
+    seeds = [s.get("seed") for s in json.loads(raw_file.read_text(encoding="utf-8"))]
+    texts = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()][: a.n]
+    print(f"model: {what}; styles: {raw_file}; bias {bias:g}; {len(texts)} sentences")
+    print(f"{'style':>6} {'seed':>5} {'CER':>7} {'± se':>6} {'first try':>10} {'points/char':>12}")
+    work = Path(tempfile.mkdtemp(prefix="styles-"))
+    t0 = time.time()
+    rows = []
+    for i, primer in [(None, None)] + list(enumerate(styles)):
+        res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(a.seed, len(texts)),
+                         normaliser=normaliser, substitute=True, retries=DEFAULT_RETRIES,
+                         candidates=DEFAULT_CANDIDATES, primer=primer)
+        sc = L.score([r.offsets for r in res], texts, work, f"style-{i}", a.jobs)
+        first = sum(r.finished and r.attempts == 1 for r in res)
+        ended = [(r.offsets, t) for r, t in zip(res, texts) if r.finished]
+        pace = L.pace(*map(list, zip(*ended))) if ended else float("nan")
+        row = {"style": i, "seed": None if i is None else seeds[i], "cer": sc["cer"], "se": sc["se"],
+               "first_try": first, "lines": len(texts), "points_per_char": pace}
+        rows.append(row)
+        name = "none" if i is None else str(i)
+        seed = "-" if i is None else str(row["seed"])
+        print(f"{name:>6} {seed:>5} {sc['cer']:>7.3f} ±{sc['se']:.3f} {first:>6}/{len(texts):<3} {pace:>12.1f}", flush=True)
+    print(f"({time.time() - t0:.0f} s)")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"model": what, "styles": str(raw_file), "bias": bias, "rows": rows},
+                                           indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
