@@ -609,6 +609,40 @@ def test_the_python_api_writes_what_the_cli_writes(tmp_path):
         graves.write("hi", model=ckpt, style=True)
 
 
+
+def test_no_same_hand_writes_every_line_unprimed_in_one_batch(tmp_path, capsys):
+    import graves
+    from graves import cli
+    from graves import sample as sample_mod
+    from graves.data.alphabet import Alphabet
+    from graves.models import load_model
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    text = "one two three four"
+    own = graves.write(text, model=ckpt, width=9, seed=2, same_hand=False)
+    same = graves.write(text, model=ckpt, width=9, seed=2)
+    assert own.lines == same.lines == ["one two", "three", "four"]
+    # line 1 is unprimed either way; lines 2.. are primed by line 1 only with the same hand
+    assert np.array_equal(own.offsets[0], same.offsets[0])
+    assert any(not np.array_equal(a, b) for a, b in zip(own.offsets[1:], same.offsets[1:]))
+    # ... and without it, each line is exactly what the sampler writes unprimed with the line's generator
+    model, meta = load_model(ckpt)
+    plain = sample_mod.synthesize(model, Alphabet.from_dict(meta["alphabet"]), own.lines, bias=sample_mod.DEFAULT_BIAS,
+                                  generator=sample_mod.line_generators(2, 3), normaliser=meta["normaliser"],
+                                  retries=sample_mod.DEFAULT_RETRIES, candidates=sample_mod.DEFAULT_CANDIDATES)
+    assert all(np.array_equal(a, r.offsets) for a, r in zip(own.offsets, plain))
+    out = tmp_path / "own.svg"
+    assert cli.main(["write", text, "--model", str(ckpt), "--width", "9", "--seed", "2", "--no-same-hand",
+                     "-o", str(out)]) == 0
+    assert out.read_text() == own.svg()
+    # a style or primer primes every line: asking for none as well is a one-line error
+    capsys.readouterr()
+    assert cli.main(["write", "hi", "--model", str(ckpt), "--style", "0", "--no-same-hand", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("graves: error:") and "--no-same-hand" in err and err.count("\n") == 1
+    with pytest.raises(sample_mod.SampleError, match="True or False"):
+        graves.write("hi", model=ckpt, same_hand="no")
+
 def test_write_drawing_options(tmp_path, capsys):
     from graves import cli
 

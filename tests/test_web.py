@@ -94,6 +94,14 @@ def test_png_pdf_and_styles(client):
     assert pdf.content == graves.write("Hello", style=1, seed=3).pdf()
     two = _post(client, {"text": "one two three four five", "width": 10})
     assert two.status_code == 200 and int(two.headers["x-graves-lines"]) >= 2
+    # "same_hand": false writes each line unprimed, as graves write --no-same-hand; not with a style
+    own = _post(client, {"text": "one two three four five", "width": 10, "same_hand": False})
+    assert own.status_code == 200, own.text
+    assert own.content == graves.write("one two three four five", width=10, same_hand=False).svg().encode("utf-8")
+    assert own.content != two.content
+    clash = _post(client, {"text": "Hello", "style": 1, "same_hand": False})
+    assert clash.status_code == 422 and "same_hand" in clash.json()["error"]
+    assert _post(client, {"text": "Hello", "same_hand": "no"}).status_code == 400
 
 
 def test_the_window_of_a_written_line_comes_as_a_png(client):

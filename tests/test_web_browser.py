@@ -84,8 +84,8 @@ def _write(pg) -> str:
 def test_typing_a_text_shows_it_handwritten(page):
     from graves.sample import load_styles
 
-    # the model's own, each shipped style, mine
-    assert page.locator("#style option").count() == 2 + len(load_styles())
+    # the model's own (one hand, or line by line), each shipped style, mine
+    assert page.locator("#style option").count() == 3 + len(load_styles())
     page.fill("#text", "Hello from the browser")
     status = _write(page)
     assert status.startswith("1 line in"), status

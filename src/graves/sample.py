@@ -1079,6 +1079,7 @@ def write(
     retries: int = DEFAULT_RETRIES,
     candidates: int = DEFAULT_CANDIDATES,
     threads: int | str | None = "auto",
+    same_hand: bool = True,
 ) -> Handwriting:
     """Write ``text`` as handwriting: the Python side of ``graves write``.
 
@@ -1092,6 +1093,8 @@ def write(
     user's own handwriting (``prime`` + ``prime_text``: JSON strokes, InkML, an IAM-OnDB line id, or a
     :class:`~graves.data.primer.Primer`; see :mod:`graves.data.primer`), or, with neither, with the first
     line as written by the model (the first line is written alone, then the others in one batch).
+    ``same_hand=False`` (neither style nor primer) writes every line on its own, unprimed, all in one
+    batch: the paper's plain sampling, which OCR reads best, but the hand may change from line to line.
 
     Blank lines in ``text`` are kept as paragraph breaks: an empty line of the page (no points, no seed).
     A line the step cap still stops after all its ``retries`` is written again as two or more shorter
@@ -1106,6 +1109,9 @@ def write(
         candidates: how many candidates race for each line; the first to reach the end of its text is
             kept (1: the paper's plain sampling).
         threads: torch threads while sampling, as :func:`synthesize` (restored after).
+        same_hand: with no style or primer, prime lines 2, 3, ... with line 1 so the page keeps one hand
+            (the default); False writes each line unprimed (measured: priming by a generated line costs
+            about 0.05 in Tesseract's CER, docs/sampling-notes.md).
 
     Raises:
         SampleError: an empty text, a bad option or style, a primer without its transcription.
@@ -1118,6 +1124,10 @@ def write(
         raise SampleError("choose one of --style and --prime")
     if prime_text is not None and prime is None:
         raise SampleError("--prime-text is the transcription of --prime: give --prime too")
+    if not isinstance(same_hand, bool):
+        raise SampleError(f"same_hand must be True or False, got {same_hand!r}")
+    if not same_hand and (style is not None or prime is not None):
+        raise SampleError("--no-same-hand writes every line unprimed: it cannot go with --style or --prime")
     net, meta, where = _cached_synthesizer(model)
     from graves.data.alphabet import Alphabet
 
@@ -1162,7 +1172,7 @@ def write(
     gens = line_generators(seed, len(lines))
     kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates,
               threads=threads)
-    if primer is not None:
+    if primer is not None or not same_hand:
         groups = _write_lines(net, alphabet, lines, gens, primer, kw)
     else:
         groups = _write_lines(net, alphabet, lines[:1], gens[:1], None, kw)
@@ -1230,6 +1240,7 @@ def write_to_files(
     retries: int = DEFAULT_RETRIES,
     candidates: int = DEFAULT_CANDIDATES,
     render: dict[str, Any] | None = None,
+    same_hand: bool = True,
 ) -> list[Path]:
     """``graves write``: :func:`write` ``text`` and save the page as each of ``outputs`` (.svg / .png /
     .pdf / .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,
@@ -1245,7 +1256,7 @@ def write_to_files(
         raise SampleError("only an SVG page can be animated: add an -o FILE.svg")
     hw = write(text, model=model, bias=bias, seed=seed, width=width, style=style, prime=prime,
                prime_text=prime_text, substitute=substitute, data_root=data_root, retries=retries,
-               candidates=candidates)
+               candidates=candidates, same_hand=same_hand)
     if hw.unfinished:
         tries = f" in {retries + 1} tries" if retries else ""
         print(f"graves: warning: line(s) {hw.unfinished} reached the step cap before the end of their text{tries}",

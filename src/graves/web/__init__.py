@@ -84,6 +84,7 @@ class WriteRequest:
     format: str  # "svg", "png", "pdf" or "window"
     render: dict[str, Any]
     line: int = 1  # "window": which line of the page (from 1)
+    same_hand: bool = True  # False: every line unprimed (no style or primer)
 
 
 def _field(body: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any, what: str) -> Any:
@@ -108,6 +109,8 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
          "prime": {"strokes": [[[x, y], ...], ...], "text": "what they say"},   your own handwriting,
                                      screen coordinates (y down), as a canvas gives them; or null
          "substitute": false,        replace characters the model cannot write (documented table)
+         "same_hand": true,          with no style or prime, line 1 primes the others (one hand for the
+                                     page); false: every line written on its own, easier to read
          "format": "svg",            "svg", "png", "pdf", or "window" (a PNG of line "line"'s window)
          "line": 1,                  with "window": which line of the page, from 1
          "colour": "black", "stroke_width": 2, "background": "white" (or null: transparent),
@@ -126,7 +129,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     if not isinstance(body, dict):
         raise WebError(400, "the request must be a JSON object with at least a \"text\"")
     unknown = sorted(set(body) - {"text", "bias", "seed", "width", "style", "prime", "substitute", "format",
-                                  "line", "colour", "stroke_width", "background", "animate"})
+                                  "line", "colour", "stroke_width", "background", "animate", "same_hand"})
     if unknown:
         raise WebError(400, f"unknown field(s) {', '.join(map(repr, unknown))}")
     text = _field(body, "text", (str,), "", "a string")
@@ -144,6 +147,9 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         raise WebError(422, f"the line width must be 10 to 200 characters, got {width}")
     style = _field(body, "style", (int,), None, "an integer or null")
     substitute = _field(body, "substitute", (bool,), False, "true or false")
+    same_hand = _field(body, "same_hand", (bool,), True, "true or false")
+    if not same_hand and (style is not None or body.get("prime") is not None):
+        raise WebError(422, "a style or your own handwriting primes every line: it cannot go with \"same_hand\": false")
     fmt = _field(body, "format", (str,), "svg", 'one of ' + ", ".join(map(repr, MEDIA_TYPES)))
     if fmt not in MEDIA_TYPES:
         raise WebError(422, f"the format must be one of {', '.join(map(repr, MEDIA_TYPES))}, got {fmt!r}")
@@ -187,7 +193,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
             prime = primer_from_json(data, where="your handwriting")
         except PrimerError as exc:
             raise WebError(422, str(exc)) from None
-    return WriteRequest(text, float(bias), seed, width, style, prime, substitute, fmt, render, line)
+    return WriteRequest(text, float(bias), seed, width, style, prime, substitute, fmt, render, line, same_hand)
 
 
 def _window_png(hw: Any, line: int) -> bytes:
@@ -211,7 +217,7 @@ def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
     """Write and draw one request (in a worker thread): the image bytes and the response headers."""
     t0 = time.perf_counter()
     hw = write(req.text, model=model, bias=req.bias, seed=req.seed, width=req.width, style=req.style,
-               prime=req.prime, substitute=req.substitute)
+               prime=req.prime, substitute=req.substitute, same_hand=req.same_hand)
     if req.format == "window":
         data = _window_png(hw, req.line)
     elif req.format == "svg":
