@@ -5,23 +5,28 @@ by the paper's plain sampler (one candidate, the end rule, ``graves write``'s re
 the generators ``line_generators(1000 j + seed)`` for j = 0 … K−1. Each line is read by the same OCR
 set-up as ``bench/legibility.py`` (same drawing), and described by a few features:
 
-* ``points``: how many points it took (what racing candidates minimises: the first to end its text);
+* ``points``: how many points its kept try took, ``attempts``: which try that was (a try the step cap
+  stopped is written again), ``finished``: whether any try ended by the end rule;
 * ``skipped``: characters other than spaces at which the window's argmax never stood (a skipped letter);
 * ``minpeak``: the smallest, over the text's characters u, of max_t φ(t, u) (how sharply the window ever
   stood on its least-read character).
 
 Then, for k = 1, 2, 4, K, each rule picks one of the first k candidates of every line and the table gives
 the mean CER of the picked lines (``first``: candidate 0, the plain sampler; ``oracle``: the best by OCR,
-for scale). Also: the mean CER of single candidates over all K seeds, a steadier comparison of two models
-than one seed.
+for scale). ``fewest points (racing)`` stands for ``graves write``'s racing: it prefers candidates that
+ended at their first try, then the fewest points. (Racing itself writes all k again when none of them
+ended; here each candidate was retried on its own, so that case is only approximated.) Also: the mean CER
+of single candidates over all K seeds, a steadier comparison of two models than one seed.
 
     python bench/candidates.py [--model CKPT] [--k 6] [--n 50] [--bias 0.75] [--json out.json]
+    python bench/candidates.py --rescore out.json     # the tables again, from a saved run, without sampling
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -34,25 +39,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import legibility as L  # noqa: E402  (the OCR set-up and the data, shared with the legibility bench)
 
 
-def features(result, text: str) -> dict:
-    phi = result.phi  # (T, U): the window over the line's own text at every drawn step
+def features(result) -> dict:
+    """A candidate's features; ``result`` is an unprimed :class:`graves.sample.SynthesisResult`."""
+    phi = result.phi  # (T, U): the window over result.text (the line's text, after any substitution)
     U = phi.shape[1]
+    if U != len(result.text):
+        raise ValueError(f"expected an unprimed line: the window covers {U} characters, the text has {len(result.text)}")
     seen = np.zeros(U, bool)
     if len(phi):
         seen[phi.argmax(1)] = True
-    letters = np.array([c != " " for c in text[:U]])
+    letters = np.array([c != " " for c in result.text], bool)
     return {"points": int(len(result.offsets)), "finished": bool(result.finished), "attempts": int(result.attempts),
             "skipped": int((~seen & letters).sum()), "minpeak": float(phi.max(0).min()) if len(phi) else 0.0}
 
 
 RULES = {
     "first (plain sampler)": lambda c: c[0],
-    "fewest points (racing)": lambda c: min(c, key=lambda r: (not r["finished"], r["points"])),
+    "fewest points (racing)": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], r["points"])),
     "no skipped letter, then fewest points": lambda c: min(
-        c, key=lambda r: (not r["finished"], r["skipped"] > 0, r["points"])),
-    "largest minpeak": lambda c: max(c, key=lambda r: (r["finished"], r["minpeak"])),
+        c, key=lambda r: (not r["finished"], r["attempts"], r["skipped"] > 0, r["points"])),
+    "largest minpeak": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], -r["minpeak"])),
     "oracle (best by OCR)": lambda c: min(c, key=lambda r: r["cer"]),
 }
+
+
+def report(records: list[dict], k_max: int) -> None:
+    """The tables: for each set, single candidates over the seeds and each rule at k = 1, 2, 4, k_max."""
+    ks = sorted({k for k in (1, 2, 4, k_max) if k <= k_max})
+    for name in dict.fromkeys(r["set"] for r in records):
+        by = defaultdict(list)
+        for r in records:
+            if r["set"] == name:
+                by[r["line"]].append(r)
+        cands = [sorted(v, key=lambda r: r["j"]) for _, v in sorted(by.items())]
+        per_seed = np.array([[r["cer"] for r in c] for c in cands]).mean(0)
+        lines = [r for c in cands for r in c]
+        print(f"\n{name}: {len(cands)} texts; one candidate, mean CER over {len(per_seed)} seeds {per_seed.mean():.3f} "
+              f"(seeds range {per_seed.min():.3f}–{per_seed.max():.3f}); ended at the first try "
+              f"{np.mean([r['finished'] and r['attempts'] == 1 for r in lines]):.1%}, never "
+              f"{np.mean([not r['finished'] for r in lines]):.1%}; a letter skipped in "
+              f"{np.mean([r['skipped'] > 0 for r in lines]):.1%} (of ended lines "
+              f"{np.mean([r['skipped'] > 0 for r in lines if r['finished']] or [0]):.1%})")
+        print(f"  {'rule':<40} " + " ".join(f"{'k=' + str(k):>7}" for k in ks))
+        for rule_name, rule in RULES.items():
+            row = [np.mean([rule(c[:k])["cer"] for c in cands]) for k in ks]
+            print(f"  {rule_name:<40} " + " ".join(f"{v:>7.3f}" for v in row))
 
 
 def main(argv=None) -> int:
@@ -66,7 +97,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="tesseract processes at once")
     p.add_argument("--json", help="write every candidate's features and CER here")
+    p.add_argument("--rescore", metavar="JSON", help="print the tables of a run saved with --json; no sampling")
     a = p.parse_args(argv)
+    if a.rescore:
+        saved = json.loads(Path(a.rescore).read_text(encoding="utf-8"))
+        print(f"model: {saved['model']}; bias {saved['bias']:g}; {saved['k']} candidates per text (from {a.rescore})")
+        report(saved["candidates"], saved["k"])
+        return 0
     if a.k < 1:
         p.error("--k must be >= 1")
     L.setup_tesseract(False)
@@ -90,24 +127,10 @@ def main(argv=None) -> int:
                              normaliser=normaliser, substitute=True, retries=DEFAULT_RETRIES, candidates=1,
                              max_steps_per_char=DEFAULT_STEPS_PER_CHAR)
             sc = L.score([r.offsets for r in res], texts, work, f"{name[:4]}-{j}", a.jobs)
-            for i, (r, t) in enumerate(zip(res, texts)):
-                records.append({"set": name, "line": i, "j": j, **features(r, t), "cer": sc["per_line"][i]})
-    ks = sorted({k for k in (1, 2, 4, a.k) if k <= a.k})
-    for name, _ in sets:
-        by = defaultdict(list)
-        for r in records:
-            if r["set"] == name:
-                by[r["line"]].append(r)
-        cands = [sorted(v, key=lambda r: r["j"]) for _, v in sorted(by.items())]
-        singles = np.array([[r["cer"] for r in c] for c in cands])
-        per_seed = singles.mean(0)
-        print(f"\n{name}: {len(cands)} texts; one candidate, mean CER over {a.k} seeds {per_seed.mean():.3f} "
-              f"(seeds range {per_seed.min():.3f}–{per_seed.max():.3f}); skipped letters in "
-              f"{np.mean([r['skipped'] > 0 for c in cands for r in c]):.1%} of lines")
-        print(f"  {'rule':<40} " + " ".join(f"{'k=' + str(k):>7}" for k in ks))
-        for rule_name, rule in RULES.items():
-            row = [np.mean([rule(c[:k])["cer"] for c in cands]) for k in ks]
-            print(f"  {rule_name:<40} " + " ".join(f"{v:>7.3f}" for v in row))
+            for i, r in enumerate(res):
+                records.append({"set": name, "line": i, "j": j, **features(r), "cer": sc["per_line"][i]})
+    shutil.rmtree(work, ignore_errors=True)
+    report(records, a.k)
     print(f"({time.time() - t0:.0f} s)")
     if a.json:
         Path(a.json).write_text(json.dumps({"model": what, "bias": bias, "k": a.k, "seed": a.seed,

@@ -50,15 +50,20 @@ def test_candidates_features_and_choice_rules():
     cand = _load("candidates")
     # "a b": the window stands on "a", then (briefly, weakly) on " ", never on "b" as argmax
     phi = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.1], [0.1, 0.5, 0.4]], np.float32)
-    r = SimpleNamespace(phi=phi, offsets=np.zeros((3, 3)), finished=True, attempts=1)
-    f = cand.features(r, "a b")
+    r = SimpleNamespace(phi=phi, offsets=np.zeros((3, 3)), finished=True, attempts=1, text="a b")
+    f = cand.features(r)
     assert f["skipped"] == 1 and f["points"] == 3 and f["minpeak"] == pytest.approx(0.4)
-    assert cand.features(r, "a  ")["skipped"] == 0  # spaces are not letters: passing one quickly is fine
+    assert cand.features(SimpleNamespace(**{**vars(r), "text": "a  "}))["skipped"] == 0  # spaces are not letters
+    with pytest.raises(ValueError, match="unprimed"):  # a primed line's window covers the primer's text too
+        cand.features(SimpleNamespace(**{**vars(r), "text": "ab"}))
     lines = [
-        {"points": 50, "finished": True, "skipped": 0, "minpeak": 0.9, "cer": 0.3},
-        {"points": 40, "finished": True, "skipped": 1, "minpeak": 0.2, "cer": 0.5},
-        {"points": 10, "finished": False, "skipped": 0, "minpeak": 1.0, "cer": 0.1},
+        {"points": 60, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.5, "cer": 0.6},
+        {"points": 30, "finished": True, "attempts": 2, "skipped": 0, "minpeak": 0.99, "cer": 0.4},  # retried
+        {"points": 40, "finished": True, "attempts": 1, "skipped": 1, "minpeak": 0.2, "cer": 0.5},
+        {"points": 50, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.9, "cer": 0.3},
+        {"points": 10, "finished": False, "attempts": 6, "skipped": 0, "minpeak": 1.0, "cer": 0.1},
     ]
     pick = {name: lines.index(rule(lines)) for name, rule in cand.RULES.items()}
-    assert pick == {"first (plain sampler)": 0, "fewest points (racing)": 1,
-                    "no skipped letter, then fewest points": 0, "largest minpeak": 0, "oracle (best by OCR)": 2}
+    # racing keeps a first-try ending over a quicker retried one; the window rules break ties among those
+    assert pick == {"first (plain sampler)": 0, "fewest points (racing)": 2,
+                    "no skipped letter, then fewest points": 3, "largest minpeak": 3, "oracle (best by OCR)": 4}
