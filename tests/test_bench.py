@@ -67,3 +67,17 @@ def test_candidates_features_and_choice_rules():
     # racing keeps a first-try ending over a quicker retried one; the window rules break ties among those
     assert pick == {"first (plain sampler)": 0, "fewest points (racing)": 2,
                     "no skipped letter, then fewest points": 3, "largest minpeak": 3, "oracle (best by OCR)": 4}
+
+
+def test_hand_measures_height_width_and_slant_of_a_line():
+    hand = _load("hand")
+    # a zigzag of up-down strokes leaning 20 degrees right, pen down throughout, 10 units tall
+    lean = np.tan(np.radians(20))
+    steps = [(lean * 10, 10, 0), (1.0, 0, 0), (-lean * 10, -10, 0), (1.0, 0, 0)] * 60  # long: levelling ~ no tilt
+    offsets = np.array(steps, np.float32)
+    height, width_per_char, slant = hand.line_features(offsets, "abcd")
+    assert slant == pytest.approx(20, abs=2)
+    assert 9 < height < 11 and width_per_char > 0
+    upright = offsets.copy()
+    upright[:, 0] = np.where(np.abs(upright[:, 1]) > 0, 0, upright[:, 0])
+    assert abs(hand.line_features(upright, "abcd")[2]) < 2
