@@ -18,9 +18,9 @@ candidates (:data:`graves.sample.DEFAULT_CANDIDATES`), one thread, over ``--reps
 with how quickly a line ends), side by side with one candidate (the paper's plain sampler).
 
 Last, a paragraph (:data:`PARAGRAPH`, 6 lines of up to 50 characters) through :func:`graves.write`, the
-way ``graves write`` writes a text: the first line alone, then the other five primed by it in one batch of
-5 lines × the racing candidates. Thread settings are interleaved rep by rep: the default ``"auto"`` (one
-thread) and torch's default thread count.
+way ``graves write`` writes a text: all six lines in one batch of 6 lines × the racing candidates. Settings
+are interleaved rep by rep: the default ``"auto"`` (one thread), torch's default thread count, and
+``same_hand=True`` (``--same-hand``: the first line alone, then the other five primed by it).
 
 Target: at most 1 s per 40-character line at batch 1 (fused path).
 
@@ -132,13 +132,14 @@ def main(argv=None) -> int:
               f"{r['max_seconds']:.3f} s max over {a.reps} seeds ({r['median_points']:.0f} points median)", flush=True)
     import graves
 
-    settings = [("auto (one)", "auto"), (f"torch default ({default_threads})", default_threads)]
+    settings = [("auto (one)", "auto", False), (f"torch default ({default_threads})", default_threads, False),
+                ("auto (one), same hand", "auto", True)]
     graves.write(PARAGRAPH, model=(model, meta))  # warm-up
-    para = {label: [] for label, _ in settings}
+    para = {label: [] for label, _, _ in settings}
     for seed in range(a.reps):
-        for label, threads in settings:
+        for label, threads, same in settings:
             t0 = time.perf_counter()
-            hw = graves.write(PARAGRAPH, model=(model, meta), seed=seed, threads=threads)
+            hw = graves.write(PARAGRAPH, model=(model, meta), seed=seed, threads=threads, same_hand=same)
             para[label].append(time.perf_counter() - t0)
     para_rows = [{"threads": label, "median_seconds": statistics.median(v), "max_seconds": max(v), "all": v}
                  for label, v in para.items()]

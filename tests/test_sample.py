@@ -610,7 +610,7 @@ def test_the_python_api_writes_what_the_cli_writes(tmp_path):
 
 
 
-def test_no_same_hand_writes_every_line_unprimed_in_one_batch(tmp_path, capsys):
+def test_lines_are_written_unprimed_unless_same_hand(tmp_path, capsys):
     import graves
     from graves import cli
     from graves import sample as sample_mod
@@ -619,29 +619,35 @@ def test_no_same_hand_writes_every_line_unprimed_in_one_batch(tmp_path, capsys):
 
     ckpt = toy_checkpoint(tmp_path / "ckpt")
     text = "one two three four"
-    own = graves.write(text, model=ckpt, width=9, seed=2, same_hand=False)
-    same = graves.write(text, model=ckpt, width=9, seed=2)
+    own = graves.write(text, model=ckpt, width=9, seed=2)
+    same = graves.write(text, model=ckpt, width=9, seed=2, same_hand=True)
     assert own.lines == same.lines == ["one two", "three", "four"]
-    # line 1 is unprimed either way; lines 2.. are primed by line 1 only with the same hand
-    assert np.array_equal(own.offsets[0], same.offsets[0])
-    assert any(not np.array_equal(a, b) for a, b in zip(own.offsets[1:], same.offsets[1:]))
-    # ... and without it, each line is exactly what the sampler writes unprimed with the line's generator
+    # by default each line is exactly what the sampler writes unprimed with the line's generator, in one batch
     model, meta = load_model(ckpt)
     plain = sample_mod.synthesize(model, Alphabet.from_dict(meta["alphabet"]), own.lines, bias=sample_mod.DEFAULT_BIAS,
                                   generator=sample_mod.line_generators(2, 3), normaliser=meta["normaliser"],
                                   retries=sample_mod.DEFAULT_RETRIES, candidates=sample_mod.DEFAULT_CANDIDATES)
     assert all(np.array_equal(a, r.offsets) for a, r in zip(own.offsets, plain))
-    out = tmp_path / "own.svg"
-    assert cli.main(["write", text, "--model", str(ckpt), "--width", "9", "--seed", "2", "--no-same-hand",
-                     "-o", str(out)]) == 0
-    assert out.read_text() == own.svg()
-    # a style or primer primes every line: asking for none as well is a one-line error
-    capsys.readouterr()
-    assert cli.main(["write", "hi", "--model", str(ckpt), "--style", "0", "--no-same-hand", "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("graves: error:") and "--no-same-hand" in err and err.count("\n") == 1
+    # with same_hand line 1 is the same, and lines 2.. are primed by it
+    assert np.array_equal(own.offsets[0], same.offsets[0])
+    assert any(not np.array_equal(a, b) for a, b in zip(own.offsets[1:], same.offsets[1:]))
+    primer = Primer(same.offsets[0], "one two", "line 1")
+    rest = sample_mod.synthesize(model, Alphabet.from_dict(meta["alphabet"]), same.lines[1:], bias=sample_mod.DEFAULT_BIAS,
+                                 generator=sample_mod.line_generators(2, 3)[1:], normaliser=meta["normaliser"],
+                                 retries=sample_mod.DEFAULT_RETRIES, candidates=sample_mod.DEFAULT_CANDIDATES,
+                                 primer=primer)
+    assert all(np.array_equal(a, r.offsets) for a, r in zip(same.offsets[1:], rest))
+    for flag, page in (([], own), (["--same-hand"], same)):
+        out = tmp_path / "page.svg"
+        assert cli.main(["write", text, "--model", str(ckpt), "--width", "9", "--seed", "2", *flag, "-o", str(out)]) == 0
+        assert out.read_text() == page.svg()
+    # a style primes every line whatever same_hand says
+    styled = graves.write(text, model=ckpt, width=9, seed=2, prime=primer)
+    assert all(np.array_equal(a, b.offsets) for a, b in
+               zip(styled.offsets, graves.write(text, model=ckpt, width=9, seed=2, prime=primer, same_hand=True).results))
     with pytest.raises(sample_mod.SampleError, match="True or False"):
         graves.write("hi", model=ckpt, same_hand="no")
+
 
 def test_write_drawing_options(tmp_path, capsys):
     from graves import cli
@@ -731,8 +737,8 @@ def test_a_line_that_never_ends_is_written_as_shorter_lines(tmp_path, monkeypatc
     hw = graves.write(text, model=ckpt, width=30)
     # 19 characters: wrapped at 10, both pieces still too long, each wrapped at 5; all end
     assert hw.lines == ["ab cd", "", "abcde", "fghij", "klmno", "p qr"] and hw.unfinished == []
-    assert calls == [["ab cd"], ["abcdefghijklmnop qr"], ["abcdefghij", "klmnop qr"],
-                     ["abcde", "fghij", "klmno", "p qr"]]  # the pieces of a round in one batch
+    assert calls == [["ab cd", "abcdefghijklmnop qr"], ["abcdefghij", "klmnop qr"],
+                     ["abcde", "fghij", "klmno", "p qr"]]  # the lines, then the pieces of a round, in one batch
     again = graves.write(text, model=ckpt, width=30)
     assert len(again.offsets) == 6 and all(np.array_equal(a, b) for a, b in zip(hw.offsets, again.offsets))
     # lines of at most MIN_SPLIT_CHARS are not split again: they stay unfinished, and are named

@@ -94,13 +94,13 @@ def test_png_pdf_and_styles(client):
     assert pdf.content == graves.write("Hello", style=1, seed=3).pdf()
     two = _post(client, {"text": "one two three four five", "width": 10})
     assert two.status_code == 200 and int(two.headers["x-graves-lines"]) >= 2
-    # "same_hand": false writes each line unprimed, as graves write --no-same-hand; not with a style
-    own = _post(client, {"text": "one two three four five", "width": 10, "same_hand": False})
-    assert own.status_code == 200, own.text
-    assert own.content == graves.write("one two three four five", width=10, same_hand=False).svg().encode("utf-8")
-    assert own.content != two.content
-    clash = _post(client, {"text": "Hello", "style": 1, "same_hand": False})
-    assert clash.status_code == 422 and "same_hand" in clash.json()["error"]
+    # each line unprimed by default; "same_hand": true primes lines 2.. with line 1, as graves write --same-hand
+    assert two.content == graves.write("one two three four five", width=10).svg().encode("utf-8")
+    same = _post(client, {"text": "one two three four five", "width": 10, "same_hand": True})
+    assert same.status_code == 200, same.text
+    assert same.content == graves.write("one two three four five", width=10, same_hand=True).svg().encode("utf-8")
+    assert same.content != two.content
+    assert _post(client, {"text": "Hello", "style": 1, "same_hand": True}).status_code == 200
     assert _post(client, {"text": "Hello", "same_hand": "no"}).status_code == 400
 
 

@@ -287,10 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 4; 1: the paper's plain sampling)")
     w.add_argument("--substitute", action="store_true",
                    help="replace characters the model cannot write (documented table) instead of failing")
-    w.add_argument("--same-hand", action=argparse.BooleanOptionalAction, default=True,
-                   help="with no --style or --prime, line 1 primes the other lines so the page keeps one hand "
-                        "(default); --no-same-hand writes each line on its own: read more easily, but the hand "
-                        "may change from line to line")
+    w.add_argument("--same-hand", action="store_true",
+                   help="with no --style or --prime: write line 1 first and prime the other lines with it, for a "
+                        "steadier slant down the page (default: every line on its own, which reads more easily)")
     w.add_argument("--data", help="data root, for --prime with an IAM-OnDB line id")
     w.add_argument("--colour", "--color", dest="colour", help="ink colour: a name or #rrggbb (default black)")
     w.add_argument("--stroke-width", type=float, default=None, help="pen width in pixels (default 2)")

@@ -1079,7 +1079,7 @@ def write(
     retries: int = DEFAULT_RETRIES,
     candidates: int = DEFAULT_CANDIDATES,
     threads: int | str | None = "auto",
-    same_hand: bool = True,
+    same_hand: bool = False,
 ) -> Handwriting:
     """Write ``text`` as handwriting: the Python side of ``graves write``.
 
@@ -1088,13 +1088,12 @@ def write(
     >>> hw.save("hello.svg", colour="navy")            # doctest: +SKIP
 
     The text is wrapped into lines of at most ``width`` characters (at spaces) and every line is written
-    in one batch, line i with the generator ``line_generators(seed, n)[i]``. The style stays the same
-    from line to line: every line is primed (SPEC §4) with the chosen shipped style (``style``), with the
-    user's own handwriting (``prime`` + ``prime_text``: JSON strokes, InkML, an IAM-OnDB line id, or a
-    :class:`~graves.data.primer.Primer`; see :mod:`graves.data.primer`), or, with neither, with the first
-    line as written by the model (the first line is written alone, then the others in one batch).
-    ``same_hand=False`` (neither style nor primer) writes every line on its own, unprimed, all in one
-    batch: the paper's plain sampling, which OCR reads best, but the hand may change from line to line.
+    in one batch, line i with the generator ``line_generators(seed, n)[i]``. With a style, every line is
+    primed (SPEC §4) with it, so the hand stays the same from line to line: a shipped style (``style``) or
+    the user's own handwriting (``prime`` + ``prime_text``: JSON strokes, InkML, an IAM-OnDB line id, or a
+    :class:`~graves.data.primer.Primer`; see :mod:`graves.data.primer`). With neither, every line is
+    written unprimed, as the paper samples them (OCR reads such lines best; the slant may vary a little
+    from line to line), or, with ``same_hand=True``, the first line is written alone and primes the others.
 
     Blank lines in ``text`` are kept as paragraph breaks: an empty line of the page (no points, no seed).
     A line the step cap still stops after all its ``retries`` is written again as two or more shorter
@@ -1109,9 +1108,10 @@ def write(
         candidates: how many candidates race for each line; the first to reach the end of its text is
             kept (1: the paper's plain sampling).
         threads: torch threads while sampling, as :func:`synthesize` (restored after).
-        same_hand: with no style or primer, prime lines 2, 3, ... with line 1 so the page keeps one hand
-            (the default); False writes each line unprimed (measured: priming by a generated line costs
-            about 0.05 in Tesseract's CER, docs/sampling-notes.md).
+        same_hand: with no style or primer, prime lines 2, 3, ... with line 1 (``graves write
+            --same-hand``): a steadier slant down the page, but the primed lines come out smaller than line 1
+            and read less easily (docs/sampling-notes.md, "Style across lines"). Ignored with a style or
+            primer, which primes every line anyway.
 
     Raises:
         SampleError: an empty text, a bad option or style, a primer without its transcription.
@@ -1126,8 +1126,6 @@ def write(
         raise SampleError("--prime-text is the transcription of --prime: give --prime too")
     if not isinstance(same_hand, bool):
         raise SampleError(f"same_hand must be True or False, got {same_hand!r}")
-    if not same_hand and (style is not None or prime is not None):
-        raise SampleError("--no-same-hand writes every line unprimed: it cannot go with --style or --prime")
     net, meta, where = _cached_synthesizer(model)
     from graves.data.alphabet import Alphabet
 
@@ -1240,7 +1238,7 @@ def write_to_files(
     retries: int = DEFAULT_RETRIES,
     candidates: int = DEFAULT_CANDIDATES,
     render: dict[str, Any] | None = None,
-    same_hand: bool = True,
+    same_hand: bool = False,
 ) -> list[Path]:
     """``graves write``: :func:`write` ``text`` and save the page as each of ``outputs`` (.svg / .png /
     .pdf / .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,

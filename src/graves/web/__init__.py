@@ -84,7 +84,7 @@ class WriteRequest:
     format: str  # "svg", "png", "pdf" or "window"
     render: dict[str, Any]
     line: int = 1  # "window": which line of the page (from 1)
-    same_hand: bool = True  # False: every line unprimed (no style or primer)
+    same_hand: bool = False  # True: line 1 primes the others (no style or primer)
 
 
 def _field(body: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any, what: str) -> Any:
@@ -109,8 +109,8 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
          "prime": {"strokes": [[[x, y], ...], ...], "text": "what they say"},   your own handwriting,
                                      screen coordinates (y down), as a canvas gives them; or null
          "substitute": false,        replace characters the model cannot write (documented table)
-         "same_hand": true,          with no style or prime, line 1 primes the others (one hand for the
-                                     page); false: every line written on its own, easier to read
+         "same_hand": false,         with no style or prime: true primes lines 2, 3, ... with line 1 (a
+                                     steadier slant); false writes every line on its own (easier to read)
          "format": "svg",            "svg", "png", "pdf", or "window" (a PNG of line "line"'s window)
          "line": 1,                  with "window": which line of the page, from 1
          "colour": "black", "stroke_width": 2, "background": "white" (or null: transparent),
@@ -147,9 +147,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
         raise WebError(422, f"the line width must be 10 to 200 characters, got {width}")
     style = _field(body, "style", (int,), None, "an integer or null")
     substitute = _field(body, "substitute", (bool,), False, "true or false")
-    same_hand = _field(body, "same_hand", (bool,), True, "true or false")
-    if not same_hand and (style is not None or body.get("prime") is not None):
-        raise WebError(422, "a style or your own handwriting primes every line: it cannot go with \"same_hand\": false")
+    same_hand = _field(body, "same_hand", (bool,), False, "true or false")
     fmt = _field(body, "format", (str,), "svg", 'one of ' + ", ".join(map(repr, MEDIA_TYPES)))
     if fmt not in MEDIA_TYPES:
         raise WebError(422, f"the format must be one of {', '.join(map(repr, MEDIA_TYPES))}, got {fmt!r}")

@@ -53,8 +53,8 @@ function requestBody(format) {
   const style = $("style").value;
   if (style === "mine") {
     body.prime = { strokes, text: $("prime-text").value };
-  } else if (style === "lines") {
-    body.same_hand = false;   // each line on its own, unprimed (graves write --no-same-hand)
+  } else if (style === "hand") {
+    body.same_hand = true;   // line 1 primes the others (graves write --same-hand)
   } else if (style !== "") {
     body.style = Number(style);
   }
@@ -214,7 +214,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("style").addEventListener("change", () => {
     const style = $("style").value;
     $("mine").hidden = style !== "mine";
-    $("style-figure").hidden = style === "" || style === "mine" || style === "lines";
+    $("style-figure").hidden = style === "" || style === "mine" || style === "hand";
     if (!$("style-figure").hidden) $("style-preview").src = `/api/styles/${style}.svg`;
   });
   setupPad();
