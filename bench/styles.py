@@ -4,8 +4,8 @@
 hand, and a hand can be harder to read than the model's unprimed writing. This bench writes the sentences
 of ``bench/sentences.txt`` as ``graves write`` writes them (the default bias, racing candidates, retries),
 once unprimed, once as a page's later lines are written (``page``: sentence i primed by the unprimed
-line of sentence i − 1, as ``graves write`` primes lines 2, 3, … with line 1 to keep one hand down the
-page), and once primed by each style. It reads every line with the OCR set-up of
+line of sentence i − 1, sentence 0 by the last one, as ``graves write --same-hand`` primes lines 2, 3, …
+with line 1), and once primed by each style. It reads every line with the OCR set-up of
 ``bench/legibility.py`` (same drawing) and prints one row per style: its seed, the CER ± standard error,
 how many lines ended at the first try, the pen's pace in points per character, and the mean paired
 difference from the unprimed lines. Use it to choose the

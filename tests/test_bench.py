@@ -81,3 +81,17 @@ def test_hand_measures_height_width_and_slant_of_a_line():
     upright = offsets.copy()
     upright[:, 0] = np.where(np.abs(upright[:, 1]) > 0, 0, upright[:, 0])
     assert abs(hand.line_features(upright, "abcd")[2]) < 2
+    # noisy strokes leaning 25 degrees: the window follows the line's own slant (a fixed one shrank it)
+    rng = np.random.default_rng(0)
+    angles = np.radians(np.repeat(25 + rng.normal(0, 12, 200), 2))  # each stroke up, then back down
+    sign = np.where(np.arange(400) % 2 == 0, 1.0, -1.0)
+    noisy = np.zeros((800, 3), np.float32)
+    noisy[0::2, 0], noisy[0::2, 1] = sign * 10 * np.sin(angles), sign * 10 * np.cos(angles)
+    noisy[1::2, 0] = 1.0
+    assert hand.line_features(noisy, "abcd")[2] == pytest.approx(25, abs=2.5)
+    # a long steep move with the pen up (to an i-dot, say) is not part of the slant
+    jumps = noisy.copy()
+    jumps[49::50, 2] = 1  # the pen lifts after these points, moves far up to a dot and back
+    at = np.arange(50, 800, 50)
+    jumps = np.insert(jumps, np.repeat(at, 2), np.tile([[10.0, 80.0, 1.0], [-10.0, -80.0, 1.0]], (len(at), 1)), axis=0)
+    assert hand.line_features(jumps, "abcd")[2] == pytest.approx(hand.line_features(noisy, "abcd")[2], abs=1.5)

@@ -101,6 +101,7 @@ def test_png_pdf_and_styles(client):
     assert same.content == graves.write("one two three four five", width=10, same_hand=True).svg().encode("utf-8")
     assert same.content != two.content
     assert _post(client, {"text": "Hello", "style": 1, "same_hand": True}).status_code == 200
+    assert _post(client, {"text": "one two three four five", "width": 10, "same_hand": None}).content == two.content
     assert _post(client, {"text": "Hello", "same_hand": "no"}).status_code == 400
 
 
