@@ -223,3 +223,121 @@ def test_init_from_refuses_weights_of_another_net_or_encoding(tmp_path, capsys):
     assert main(["train", toy, "train.max_steps=1", "data.name='ptb-word'", f"train.init_from='{tmp_path / 'a' / 'last'}'",
                  "--run-dir", str(tmp_path / "c"), *base]) == 2
     assert "vocabulary is not this run's" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("failure", ["safetensors", "torch"])
+def test_a_full_disk_inside_the_libraries_is_a_one_line_error_and_keeps_the_old(tmp_path, monkeypatch, failure):
+    # A real full disk reaches save_checkpoint as SafetensorError or as torch.save's RuntimeError, not OSError.
+    import graves.checkpoint as ck
+    from safetensors import SafetensorError
+
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(2)}, {"step": 1}, {"step": 1})
+
+    def full(*args, **kwargs):
+        if failure == "safetensors":
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0\nmore detail")
+
+    monkeypatch.setattr(ck, "save_file" if failure == "safetensors" else "torch", type("T", (), {"save": full})()
+                        if failure == "torch" else full)
+    with pytest.raises(CheckpointError, match="could not write checkpoint .*untouched") as info:
+        save_checkpoint(tmp_path / "ck", {"a": torch.ones(2)}, {"step": 2}, {"step": 2})
+    assert "\n" not in str(info.value)
+    monkeypatch.undo()
+    assert load_meta(tmp_path / "ck")["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+
+
+def test_a_save_that_fails_or_dies_between_its_renames_keeps_the_old(tmp_path, monkeypatch):
+    import os
+
+    import graves.checkpoint as ck
+
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(2)}, {"step": 1})
+    real = os.replace
+    calls = []
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(ck.os, "replace", second_fails)
+    with pytest.raises(CheckpointError, match="untouched"):
+        save_checkpoint(tmp_path / "ck", {"a": torch.ones(2)}, {"step": 2})
+    monkeypatch.undo()
+    assert load_meta(tmp_path / "ck")["step"] == 1
+    # a process killed between the two renames leaves only .ck.old: loading and saving put it back
+    real(tmp_path / "ck", tmp_path / ".ck.old")
+    assert load_meta(tmp_path / "ck")["step"] == 1 and not (tmp_path / ".ck.old").exists()
+    real(tmp_path / "ck", tmp_path / ".ck.old")
+    save_checkpoint(tmp_path / "ck", {"a": torch.ones(2)}, {"step": 3})
+    assert load_meta(tmp_path / "ck")["step"] == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+@pytest.mark.parametrize("meta, message", [
+    ([1, 2], "holds a list, not an object"),
+    ({"format": 1, "alphabet": 5}, "its 'alphabet' is a int"),
+    ({"format": 1, "config": {}, "normaliser": {"mean": [0, 0], "std": "x"}}, "'normaliser' is not"),
+    ({"format": 1, "config": {}, "normaliser": {"mean": [0, 0], "std": [1, 0]}}, "'normaliser' is not"),
+])
+def test_a_checkpoint_json_of_the_wrong_shape_is_a_clear_error(tmp_path, meta, message):
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(2)}, {"step": 1})
+    (tmp_path / "ck" / "checkpoint.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=message):
+        load_meta(tmp_path / "ck")
+
+
+def test_every_command_reports_a_damaged_checkpoint_in_one_line(tmp_path, capsys):
+    import shutil
+
+    from graves.cli import main
+    from graves.sample import shipped_model_dir
+
+    noconfig = tmp_path / "noconfig"
+    shutil.copytree(shipped_model_dir(), noconfig)
+    (noconfig / "checkpoint.json").write_text('{"format": 1}')
+    truncated = tmp_path / "truncated"
+    shutil.copytree(shipped_model_dir(), truncated)
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 3])
+    out = str(tmp_path / "o.svg")
+    for args, message in [
+        (["sample", str(noconfig), "--text", "hi", "-o", out], "has no 'config'"),
+        (["eval", str(noconfig)], "has no 'config'"),
+        (["write", "hi", "--model", str(noconfig), "-o", out], "has no 'config'"),
+        (["write", "hi", "--model", str(truncated), "-o", out], "corrupt or truncated"),
+    ]:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("graves: error: ") and err.count("\n") == 1 and message in err, (args, err)
+        assert "do not fit" not in err
+
+
+def test_train_refuses_to_start_over_an_existing_run(tmp_path, capsys):
+    from graves.train import TrainingError, train
+
+    cfg = load_config(REPO / "configs" / "toy-text.toml", ["train.max_steps=1"])
+    (tmp_path / "run" / "last").mkdir(parents=True)
+    with pytest.raises(TrainingError, match="already holds a run: continue it with --resume"):
+        train(cfg, tmp_path / "run")
+    with pytest.raises(CheckpointError, match="--resume: no checkpoint"):
+        train(cfg, tmp_path / "elsewhere", resume=True)
+    assert not (tmp_path / "elsewhere").exists()  # nothing made for a failed resume
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TrainingError, match="is a file"):
+        train(cfg, tmp_path / "file")
+
+
+def test_unreadable_configs_and_devices_are_config_errors(tmp_path):
+    (tmp_path / "bad.toml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path)
+    from graves.config import check_config
+
+    for device in ("foo", "cuda:99" if torch.cuda.is_available() else "cuda"):
+        with pytest.raises(ConfigError, match="train.device must be"):
+            check_config(load_config(REPO / "configs" / "toy-text.toml", [f"train.device='{device}'"]))

@@ -215,6 +215,14 @@ def test_broken_files_are_reported_not_fatal(samples, tmp_path):
     where = {p.where: p.message for p in problems}
     assert "malformed XML" in where["a01-000u-03.xml"]
     assert "no transcription" in where["d04-081"] and "no line files" in where["z99-999"]
+    # as a primer, the truncated line says why it cannot be used; a line that is not there says so
+    from graves.data.primer import PrimerError, load_primer
+
+    with pytest.raises(PrimerError, match="a01-000u-03' cannot be used: a01-000u-03.xml: malformed XML"):
+        load_primer("a01-000u-03", data_root=root)
+    with pytest.raises(PrimerError, match="a01-000u-77' not found"):
+        load_primer("a01-000u-77", data_root=root)
+    assert load_primer("a01-000u-04", data_root=root).text == "meeting of Labour M Ps tomorrow"
 
 
 def test_archives_and_folders_give_identical_lines(samples, tmp_path):

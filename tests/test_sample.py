@@ -887,6 +887,51 @@ def test_styles_errors_are_clear_and_write_nothing(tmp_path, capsys):
     assert cli.main(["styles", "show", "--model", str(ckpt), "--styles", str(bad), "-o", str(tmp_path / "x.png")]) == 2
     assert "not a valid styles file" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+    # session 15's review: a missing file is named as given, infinities are refused, and the checkpoint's own
+    # checkpoint.json (which --model accepts) means its folder
+    assert cli.main(["styles", "show", "--model", str(ckpt), "--styles", str(tmp_path / "none.json"),
+                     "-o", str(tmp_path / "x.png")]) == 2
+    assert f"{tmp_path / 'none.json'} does not exist" in capsys.readouterr().err
+    bad.write_text('[{"text": "a", "offsets": [[1, 2, 0], [1e400, 0, 1]]}]')
+    assert cli.main(["styles", "show", "--model", str(ckpt), "--styles", str(bad), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid styles file" in err and "not finite" in err, err
+    from graves.sample import load_styles
+
+    assert len(load_styles(shipped_model_dir() / "checkpoint.json")) == len(load_styles())
+
+
+def test_commands_without_substitute_do_not_suggest_it(tmp_path, capsys):
+    from graves import cli
+    from graves.sample import shipped_model_dir
+
+    for args in (["sample", str(shipped_model_dir()), "--text", "a€b", "-o", str(tmp_path / "s.svg")],
+                 ["plot", "window", str(shipped_model_dir()), "--text", "a€b", "-o", str(tmp_path / "w.png")]):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert "cannot write '€'" in err and "--substitute" in err and "graves write --substitute" in err, err
+    assert cli.main(["write", "a€b", "-o", str(tmp_path / "w.svg")]) == 2
+    assert "(substitute=True / --substitute)" in capsys.readouterr().err
+    # plots are PNG: another suffix is refused before any work, as are impossible y limits
+    assert cli.main(["plot", "window", str(shipped_model_dir()), "--text", "ab", "-o", str(tmp_path / "w.txt")]) == 2
+    assert "plots are PNG images" in capsys.readouterr().err
+    assert cli.main(["plot", "curves", str(tmp_path), "-o", str(tmp_path / "c.png"), "--ylim", "nan", "1"]) == 2
+    assert "--ylim needs two finite numbers" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_text_sampling_refuses_bad_lengths_and_temperatures():
+    from graves.config import ConfigError
+    from graves.data.text import Vocab
+    from graves.models.text import TextPredictor
+    from graves.tasks.text import sample_text
+
+    vocab = Vocab(["a", "b"], "char")
+    model = TextPredictor(ModelConfig(kind="text", hidden_size=4, num_layers=1), len(vocab))
+    for kw, message in (({"length": -5}, "length must be >= 0"), ({"temperature": float("nan")}, "temperature must"),
+                        ({"temperature": -1.0}, "temperature must")):
+        with pytest.raises(ConfigError, match=message):
+            sample_text(model, vocab, **{"length": 3, **kw})
 
 
 def test_review_fixes_on_the_writing_path(tmp_path, capsys):

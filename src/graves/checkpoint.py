@@ -15,6 +15,7 @@ checkpoint raises :class:`CheckpointError` with a message that says what is wron
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -42,6 +43,7 @@ def save_checkpoint(
     """Write a checkpoint directory atomically; ``dtype`` (e.g. float16) converts floating weights."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         tensors = {}
@@ -58,22 +60,55 @@ def save_checkpoint(
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
+    # A full disk reaches us as OSError from our own writes, SafetensorError from save_file and RuntimeError
+    # from torch.save's zip writer; none of them has touched the previous checkpoint.
+    except (OSError, SafetensorError, RuntimeError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"could not write checkpoint {path}: {exc}; the previous checkpoint is untouched") from exc
+        raise CheckpointError(f"could not write checkpoint {path}: {_one_line(exc)}; the previous checkpoint is "
+                              "untouched") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # The swap: the previous checkpoint steps aside as .NAME.old, the new one takes its name, then the old
+    # one goes. If the second rename fails, the old one is put back; if the process dies between the two,
+    # recover() (called by every load and save) puts it back.
+    old = path.with_name(f".{path.name}.old")
+    had_old = False
+    try:
+        if path.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+            had_old = True
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if had_old and not path.exists():
+                os.replace(old, path)
+            raise
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = "the previous checkpoint is untouched" if path.exists() or not had_old else f"the previous checkpoint is at {old}"
+        raise CheckpointError(f"could not write checkpoint {path}: {exc}; {kept}") from exc
+    if had_old:
+        shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def recover(path: str | Path) -> bool:
+    """Put a checkpoint back that a save interrupted between its two renames: when ``path`` is missing and
+    its ``.NAME.old`` sibling exists, rename it back. Returns whether it did."""
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if path.exists() or not old.is_dir():
+        return False
+    os.replace(old, path)
+    return True
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def load_meta(path: str | Path) -> dict[str, Any]:
@@ -84,9 +119,34 @@ def load_meta(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a checkpoint: checkpoint.json is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}/checkpoint.json is corrupt: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+    except OSError as exc:  # a folder named checkpoint.json, no permission, ...
+        raise CheckpointError(f"{path}/checkpoint.json cannot be read: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}/checkpoint.json is not a checkpoint's: it holds a {type(meta).__name__}, "
+                              "not an object")
+    if meta.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path}/checkpoint.json: unknown checkpoint format {meta.get('format')!r}")
+    for key, kind in (("config", dict), ("alphabet", dict), ("vocab", dict), ("normaliser", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}/checkpoint.json is corrupt: its {key!r} is a {type(meta[key]).__name__}, "
+                                  f"not an object")
+    if "normaliser" in meta:  # handwriting nets: the mean and std of (dx, dy), 2 numbers each
+        try:
+            stats = [[float(v) for v in meta["normaliser"][k]] for k in ("mean", "std")]
+            ok = all(len(s) == 2 and all(math.isfinite(v) for v in s) for s in stats) and min(stats[1]) > 0
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{path}/checkpoint.json is corrupt: its 'normaliser' is not the mean and positive "
+                                  "std dev of (dx, dy)")
     return meta
+
+
+def config_of(meta: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The resolved config a checkpoint's meta holds (``meta["config"]``), or a :class:`CheckpointError`."""
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path}/checkpoint.json is corrupt: it has no 'config'")
+    return meta["config"]
 
 
 def load_weights(path: str | Path, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
@@ -99,6 +159,17 @@ def load_weights(path: str | Path, dtype: torch.dtype = torch.float32) -> dict[s
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{f} is corrupt or truncated: {exc}") from None
     return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
+
+
+def load_into(model: torch.nn.Module, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
+    """Load ``path``'s weights into ``model``; a damaged file or weights of another shape is a
+    :class:`CheckpointError` that says which."""
+    weights = load_weights(path, dtype=dtype)  # its own message for a missing or damaged file
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
+        raise CheckpointError(f"{path}: the weights do not fit the model its config describes: {_one_line(exc)}"
+                              ) from None
 
 
 def load_trainer_state(path: str | Path) -> dict[str, Any] | None:
@@ -115,6 +186,7 @@ def _resolve(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file() and path.name in ("checkpoint.json", "model.safetensors", "trainer.pt"):
         path = path.parent
+    recover(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not path.is_dir():

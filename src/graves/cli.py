@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -50,10 +51,11 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_sample(a: argparse.Namespace) -> int:
-    from graves.checkpoint import load_meta
+    from graves.checkpoint import config_of, load_meta
     from graves.sample import SampleError
 
-    kind = load_meta(a.checkpoint)["config"]["model"]["kind"]
+    model_cfg = config_of(load_meta(a.checkpoint), a.checkpoint).get("model")
+    kind = model_cfg.get("kind", "synthesis") if isinstance(model_cfg, dict) else None
     given = {opt for opt, v in (("--length", a.length), ("--temperature", a.temperature), ("--prime", a.prime),
                                 ("--steps", a.steps), ("--bias", a.bias), ("--lines", a.lines), ("--text", a.text),
                                 ("--animate", a.animate)) if v is not None}
@@ -77,11 +79,15 @@ def _cmd_sample(a: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text + "\n")
         return 0
+    from graves.data.alphabet import UnknownCharacterError
     from graves.sample import sample_checkpoint_to_file
 
-    out = sample_checkpoint_to_file(a.checkpoint, a.output or "sample.svg", steps=700 if a.steps is None else a.steps,
-                                    bias=a.bias or 0.0, seed=a.seed, lines=4 if a.lines is None else a.lines,
-                                    text=a.text, animate=a.animate)
+    try:
+        out = sample_checkpoint_to_file(a.checkpoint, a.output or "sample.svg",
+                                        steps=700 if a.steps is None else a.steps, bias=a.bias or 0.0, seed=a.seed,
+                                        lines=4 if a.lines is None else a.lines, text=a.text, animate=a.animate)
+    except UnknownCharacterError as exc:
+        raise _no_substitute_here(exc) from None
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -202,9 +208,32 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_plot(a: argparse.Namespace) -> int:
-    from graves import plots
+def _no_substitute_here(exc: Exception) -> Exception:
+    """An unknown-character error for a command without --substitute: do not suggest it."""
+    from graves.data.alphabet import UnknownCharacterError
 
+    return UnknownCharacterError(exc.characters, exc.text,  # type: ignore[attr-defined]
+                                 hint="remove them (graves write --substitute replaces them by a documented table)")
+
+
+def _cmd_plot(a: argparse.Namespace) -> int:
+    from graves.data.alphabet import UnknownCharacterError
+
+    try:
+        return _plot(a)
+    except UnknownCharacterError as exc:
+        raise _no_substitute_here(exc) from None
+
+
+def _plot(a: argparse.Namespace) -> int:
+    from graves import plots
+    from graves.render import OutputError, check_writable
+
+    if Path(a.output).suffix.lower() != ".png":
+        raise OutputError(f"{a.output}: plots are PNG images; give an output ending in .png")
+    check_writable(a.output)  # before minutes of work
+    if a.what == "curves" and a.ylim and not (all(math.isfinite(v) for v in a.ylim) and a.ylim[0] < a.ylim[1]):
+        raise OutputError(f"--ylim needs two finite numbers, LOW < HIGH; got {a.ylim[0]} {a.ylim[1]}")
     if a.what == "curves":
         out = plots.plot_curves_runs(a.runs, a.output, x=a.x, metric=a.metric,
                                      ylim=tuple(a.ylim) if a.ylim else None, title=a.title)

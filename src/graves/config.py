@@ -38,7 +38,7 @@ class ModelConfig:
     mixtures: int = 20  # M (handwriting output, eq. 17)
     window_mixtures: int = 10  # K (soft window, eq. 46)
     lstm_clip: float | None = 10.0  # derivative clipping inside the LSTM (Section 2.1)
-    output_clip: float | None = 100.0  # clipping of dL/dŷ (Section 4.2); text nets: none
+    output_clip: float | None = 100.0  # clipping of dL/dŷ (Section 4.2); for text nets it never binds (|y − δ| ≤ 1)
     fused: bool = True  # the fused LSTM path (proven equal to the reference in tests)
     # Initial value of the κ̂ biases (eq. 48), so that the window starts moving at exp(κ̂) characters per
     # pen step. The paper gives no initialisation; IAM lines have ~22 points per character, and starting
@@ -185,7 +185,23 @@ def check_config(cfg: Config) -> Config:
         need(getattr(t, key) >= 0, f"train.{key}", ">= 0", getattr(t, key))
     need(number(t.max_minutes) and t.max_minutes >= 0, "train.max_minutes", ">= 0 (0: no limit)", t.max_minutes)
     need(number(t.ema_decay) and 0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1) (0: no averaging)", t.ema_decay)
+    need(_device_ok(t.device), "train.device", "a device torch can use here ('cpu', or 'cuda' where a GPU is present)",
+         t.device)
     return cfg
+
+
+def _device_ok(name: Any) -> bool:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index is None or device.index < torch.cuda.device_count())
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    return True  # cpu, and others torch knows (the tests' "meta" stand-in for an accelerator)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
@@ -196,6 +212,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a config file (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     raw.setdefault("name", path.stem)
     try:
         cfg = Config.from_dict(raw)

@@ -7,7 +7,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from graves.checkpoint import CheckpointError
     from graves.config import ConfigError
 
-    errors: list[type[BaseException]] = [ConfigError, CheckpointError, FileNotFoundError]
+    # OSError: a missing file, a folder where a file should be, no permission, a full disk: all one line.
+    errors: list[type[BaseException]] = [ConfigError, CheckpointError, OSError]
     for module, name in [
         ("graves.data.iamondb", "DataError"),
         ("graves.data.text", "DataError"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from graves.checkpoint import load_meta, load_weights
+from graves.checkpoint import config_of, load_into, load_meta
 from graves.config import Config, ConfigError
 
 
@@ -28,7 +28,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "valid", dynamic: bool = 
     from graves.train import build_task
 
     meta = load_meta(path)
-    cfg = Config.from_dict(meta["config"])
+    cfg = Config.from_dict(config_of(meta, path))
     if any(not o.strip().startswith("optim.") for o in overrides or []):
         raise ConfigError("graves eval takes only optim.* overrides (the optimiser of dynamic evaluation)")
     cfg = cfg.override(list(overrides or []))
@@ -39,7 +39,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "valid", dynamic: bool = 
     torch.set_flush_denormal(True)  # denormal floats slow CPU maths by orders of magnitude
     task = build_task(cfg, meta)
     model = task.model
-    model.load_state_dict(load_weights(path))
+    load_into(model, path)
     model.eval()
     if dynamic:
         if not hasattr(task, "evaluate_dynamic"):

@@ -832,7 +832,9 @@ def load_styles(where: str | Path | None = None) -> list[Primer]:
     the model's own generated lines (never from dataset strokes); ``graves styles make`` writes them.
     """
     where = shipped_model_dir() if where is None else Path(where)
-    path = where if where.is_file() else where / "styles.json"
+    if where.name in ("checkpoint.json", "model.safetensors", "trainer.pt"):  # a file of the checkpoint folder
+        where = where.parent
+    path = where if where.is_file() or where.suffix.lower() == ".json" else where / "styles.json"
     if not path.is_file():
         raise SampleError(f"no styles: {path} does not exist (make them with `graves styles make --model ...`)")
     try:
@@ -843,6 +845,9 @@ def load_styles(where: str | Path | None = None) -> list[Primer]:
             Primer(np.asarray(s["offsets"], dtype=np.float32).reshape(-1, 3), str(s["text"]), f"style {i}")
             for i, s in enumerate(raw)
         ]
+        for s in styles:
+            if not np.isfinite(s.offsets).all():
+                raise ValueError(f"{s.source} has a number that is not finite")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise SampleError(f"{path} is not a valid styles file: {exc}") from None
     if not styles:
@@ -1165,7 +1170,8 @@ def write(
         said = substitute_text(primer.text) if substitute else primer.text
         if bad_primer := alphabet.unknown_characters(said):
             raise SampleError(f"the model cannot write {', '.join(map(repr, bad_primer))} in the transcription of "
-                              f"{primer.source} ({primer.text!r}): change --prime-text, or pass --substitute")
+                              f"{primer.source} ({primer.text!r}): change its transcription (with --prime-text), or "
+                              "ask for the documented substitutions (substitute=True / --substitute)")
 
     gens = line_generators(seed, len(lines))
     kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates,

@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, save_checkpoint
+from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, recover, save_checkpoint
 from graves.config import Config, ConfigError, check_config
 from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
 from graves.optim import optimizer_from_config
@@ -224,8 +224,9 @@ def _init_from(model: torch.nn.Module, task: Any, path: str) -> None:
     if "normaliser" in ours and "normaliser" in meta and meta["normaliser"] != ours["normaliser"]:
         print(f"graves train: note: train.init_from {path} was trained with other normalisation statistics "
               "(other training sets); its weights start on inputs scaled differently", file=sys.stderr)
+    weights = load_weights(path)  # a damaged file has its own message
     try:
-        model.load_state_dict(load_weights(path))
+        model.load_state_dict(weights)
     except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
         detail = str(exc).strip().splitlines()
         raise CheckpointError(f"train.init_from {path}: its weights do not fit this config's net (model.* "
@@ -250,6 +251,16 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     """Train ``cfg`` into ``run_dir`` (``run_dir/last`` and ``run_dir/best`` checkpoints); returns the summary."""
     check_config(cfg)  # a bad value is a one-line error now, not a traceback later
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"the run folder {run_dir} is a file")
+    last = run_dir / "last"
+    recover(last)  # a save that died between its two renames
+    if resume and not last.exists():
+        raise CheckpointError(f"--resume: no checkpoint at {last}")
+    if not resume and ((run_dir / "last").exists() or (run_dir / "best").exists()):
+        # Starting again here would replace its checkpoints and mix two runs in metrics.jsonl.
+        raise TrainingError(f"{run_dir} already holds a run: continue it with --resume, or give another --run-dir "
+                            "(or delete that folder to start it again)")
     run_dir.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
     if tc.threads:
@@ -257,11 +268,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     torch.set_flush_denormal(True)
     device = torch.device(tc.device)
 
-    last = run_dir / "last"
     trainer_state = None
     if resume:
-        if not last.exists():
-            raise CheckpointError(f"--resume: no checkpoint at {last}")
         saved = Config.from_dict(load_meta(last)["config"])
         if saved.model != cfg.model:
             raise CheckpointError(f"--resume: the model config differs from the one saved in {last}")

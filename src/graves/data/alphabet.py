@@ -80,13 +80,12 @@ SUBSTITUTIONS: dict[str, str] = {
 class UnknownCharacterError(ValueError):
     """Text holds characters the alphabet cannot encode; ``characters`` lists them (sorted, unique)."""
 
-    def __init__(self, characters: Iterable[str], text: str = ""):
+    def __init__(self, characters: Iterable[str], text: str = "", hint: str | None = None):
         self.characters = sorted(set(characters))
+        self.text = text
         shown = ", ".join(repr(c) for c in self.characters)
-        super().__init__(
-            f"the model cannot write {shown} (in {text!r}); remove them, or ask for the documented "
-            "substitutions (substitute=True / --substitute)"
-        )
+        hint = hint or "remove them, or ask for the documented substitutions (substitute=True / --substitute)"
+        super().__init__(f"the model cannot write {shown} (in {text!r}); {hint}")
 
 
 def _strip_accent(ch: str) -> str:

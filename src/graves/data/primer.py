@@ -266,8 +266,11 @@ def load_iam_line(line_id: str, data_root: str | Path | None) -> tuple[np.ndarra
     else:
         form = line_id.rsplit("-", 1)[0]
         kwargs = {"workers": 0} if "workers" in inspect.signature(read_forms).parameters else {}  # one form
-        by_form, _ = read_forms(iam_folder(data_root), [form], progress=False, **kwargs)
+        by_form, problems = read_forms(iam_folder(data_root), [form], progress=False, **kwargs)
         line = next((ln for ln in by_form.get(form, []) if ln.id == line_id), None)
+        ours = [p for p in problems if p.where.startswith(line_id) or p.where == form]
+        if line is None and ours:  # the line is there but could not be read: say why
+            raise PrimerError(f"IAM-OnDB line {line_id!r} cannot be used: {'; '.join(map(str, ours[:3]))}")
     if line is None:
         raise PrimerError(f"IAM-OnDB line {line_id!r} not found under {data_root}")
     if not line.text:

@@ -59,19 +59,18 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[nn
         graves.checkpoint.CheckpointError: the checkpoint is missing, damaged, or does not match the
             model its config describes.
     """
-    from graves.checkpoint import CheckpointError, load_meta, load_weights
+    from graves.checkpoint import CheckpointError, config_of, load_into, load_meta
     from graves.config import Config, ConfigError
 
     meta = load_meta(path)
     try:
-        cfg = Config.from_dict(meta["config"])
+        cfg = Config.from_dict(config_of(meta, path))
         model = build_model(cfg, meta)
-    except (KeyError, ValueError, ConfigError) as exc:
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model from checkpoint.json: it has no {exc}") from None
+    except (ValueError, TypeError, AttributeError, ConfigError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model from checkpoint.json: {exc}") from None
-    try:
-        model.load_state_dict(load_weights(path, dtype=dtype))
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: the weights do not fit the model its config describes: {exc}") from None
+    load_into(model, path, dtype=dtype)
     model.to(dtype)
     model.eval()
     return model, meta

@@ -5,7 +5,8 @@ Training: truncated backpropagation through time over B parallel streams of the 
 hidden state (h and c of every layer) is carried from one batch to the next but detached at the boundary,
 so gradients stop at the start of each T-symbol sequence; it is reset to zero every R sequences
 (``train.reset_every``; Section 3.2 uses T = R = 100) and at the start of each epoch. The first input of
-the corpus is the null vector (Section 2: x_1 = 0), so its first symbol is predicted too.
+the corpus is the null vector (Section 2: x_1 = 0), so its first symbol is predicted too (in training only
+in epochs that start at offset 0: with ``shuffle`` each epoch starts at a random offset).
 
 Loss (eq. 13): L = −Σ_t log y_t^{x_{t+1}}, **summed over the T steps of each sequence and averaged over
 the B sequences of the batch** — the objective the optimiser sees (the paper's learning rate 1e-4 is
@@ -426,9 +427,9 @@ def sample_text(model: TextPredictor, vocab: Vocab, length: int, temperature: fl
         the prime as the model read it, followed by the generated text.
     """
     if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+        raise ConfigError(f"the length must be >= 0, got {length}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ConfigError(f"the temperature must be a number >= 0, got {temperature}")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
@@ -452,10 +453,10 @@ def sample_text(model: TextPredictor, vocab: Vocab, length: int, temperature: fl
 def sample_text_checkpoint(path: str | Path, length: int = 1000, temperature: float = 1.0, prime: str = "",
                            seed: int = 0) -> str:
     """:func:`sample_text` from a checkpoint, rebuilt from the checkpoint alone (no data is read)."""
-    from graves.checkpoint import load_meta, load_weights
+    from graves.checkpoint import config_of, load_into, load_meta
 
     meta = load_meta(path)
-    cfg = Config.from_dict(meta["config"])
+    cfg = Config.from_dict(config_of(meta, path))
     task = TextTask(cfg, meta)
-    task.model.load_state_dict(load_weights(path))
+    load_into(task.model, path)
     return sample_text(task.model, task.vocab, length, temperature, prime, torch.Generator().manual_seed(seed))
