@@ -1,16 +1,21 @@
 """Does a page keep one hand? How much line height, letter width and slant vary down a written page.
 
-``graves write`` primes lines 2, 3, … of a page with line 1 so that the page keeps one hand
-(``same_hand``, the default); ``--no-same-hand`` writes every line unprimed. This bench writes pages of
-5 of our sentences each (``bench/sentences.txt``, 10 pages, page p with seed p) both ways and measures,
-for every line: its height (the 5th to 95th percentile of its levelled y), its width per character (the
-x extent over the number of characters) and its slant (the median dx/dy of its near-vertical pen-down
-steps, in degrees; :func:`line_features`). Printed per setting, mean ± standard error over the pages:
+``graves write`` writes every line of a page unprimed (the default, as the paper samples), or with
+``--same-hand`` (``same_hand=True``) primes lines 2, 3, … with line 1 so that the page keeps one hand.
+This bench writes pages of 5 of our sentences each (``bench/sentences.txt``, 10 pages, page p with seed
+p) both ways and measures, for every line: its height (the 5th to 95th percentile of its levelled y), its
+width per character (the x extent over the number of characters) and its slant (the angle from vertical
+of its near-vertical pen-down steps, in degrees; :func:`line_features`). Printed per setting, mean ± standard error over the pages:
 the coefficient of variation of height within a page (all lines, and lines 2.. alone), line 1's height
 over the rest's, the coefficient of variation of width per character, the standard deviation and the
 mean of slant within a page, and the mean height. Smaller variation means a steadier hand. Legibility is ``bench/styles.py --no-styles``'s job.
 
+``--along`` asks instead whether a line keeps its size from start to end: the height of the first, middle
+and last third of each line (:func:`height_along`), for the real testset_v lines (split by whether they
+start with a capital) and for the model's unprimed lines of our sentences, as written and lower-cased.
+
     python bench/hand.py [--model CKPT] [--pages 10] [--lines 5] [--bias B]
+    python bench/hand.py --along [--n 50] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -50,6 +55,50 @@ def line_features(offsets: np.ndarray, text: str) -> tuple[float, float, float]:
     return float(hi - lo), float(np.ptp(pts[:, 0]) / max(len(text), 1)), slant
 
 
+def height_along(offsets: np.ndarray, parts: int = 3) -> list[float]:
+    """The height (5th to 95th percentile of the levelled y) of each of ``parts`` slices of a line that
+    split its x extent at the quantiles of x, so each slice holds about as many points."""
+    pts = np.cumsum(L.level(offsets).astype(np.float64)[:, :2], axis=0)
+    x, y = pts[:, 0], pts[:, 1]
+    cuts = np.percentile(x, np.linspace(0, 100, parts + 1))
+    out = []
+    for k in range(parts):
+        lo, hi = np.percentile(y[(x >= cuts[k]) & (x <= cuts[k + 1])], [5, 95])
+        out.append(float(hi - lo))
+    return out
+
+
+def _along(a, sents: list[str]) -> int:
+    """``--along``: does a line keep its size from start to end? Real validation lines against the model's."""
+    import warnings
+
+    import graves
+
+    def show(name: str, lines: list[np.ndarray]) -> None:
+        v = np.array([height_along(o) for o in lines if len(o) > 10])
+        r = v[:, 2] / v[:, 0]
+        print(f"  {name}: {len(v)} lines; height of the first, middle, last third "
+              f"{' / '.join(f'{x:.0f}' for x in v.mean(0))}; last / first {_mean_se(list(r))}", flush=True)
+
+    t0 = time.time()
+    real = L.validation_lines(a.data, 10**6)
+    if real is None:
+        print("real lines: no IAM-OnDB data (--data or GRAVES_DATA); skipped")
+    else:
+        print("real testset_v lines:")
+        show("starting with a capital", [ln.offsets for ln in real if ln.text[:1].isupper()])
+        show("starting with anything else", [ln.offsets for ln in real if not ln.text[:1].isupper()])
+    texts = sents[: a.n]
+    print(f"the model, unprimed, bias {'default' if a.bias is None else a.bias}, seed 0, {len(texts)} of our sentences:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, tx in (("as written", texts), ("lower-cased", [t.lower() for t in texts])):
+            hw = graves.write("\n".join(tx), model=a.model, bias=a.bias, seed=0, width=400, substitute=True)
+            show(name, [r.offsets for r in hw.results if r.finished])
+    print(f"({time.time() - t0:.0f} s)")
+    return 0
+
+
 def _mean_se(values: list[float]) -> str:
     v = np.asarray(values, np.float64)
     return f"{v.mean():.3f} ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
@@ -62,12 +111,19 @@ def main(argv=None) -> int:
     p.add_argument("--pages", type=int, default=10)
     p.add_argument("--lines", type=int, default=5, help="sentences (lines) per page")
     p.add_argument("--bias", type=float, default=None, help="sampling bias (default: graves write's)")
+    p.add_argument("--along", action="store_true",
+                   help="instead: the height of the first, middle and last third of each line, for real "
+                        "validation lines and for the model's unprimed lines of --n sentences")
+    p.add_argument("--n", type=int, default=50, help="--along: sentences to write")
+    p.add_argument("--data", help="--along: the data root (default: $GRAVES_DATA)")
     a = p.parse_args(argv)
+    sents = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
+    if a.along:
+        return _along(a, sents)
     if a.lines < 3 or a.pages < 2:
         p.error("need at least two pages of at least three lines")
     import graves
 
-    sents = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
     if len(sents) < a.pages * a.lines:
         p.error(f"{len(sents)} sentences are too few for {a.pages} pages of {a.lines}")
     pages = ["\n".join(sents[i * a.lines:(i + 1) * a.lines]) for i in range(a.pages)]

@@ -95,3 +95,16 @@ def test_hand_measures_height_width_and_slant_of_a_line():
     at = np.arange(50, 800, 50)
     jumps = np.insert(jumps, np.repeat(at, 2), np.tile([[10.0, 80.0, 1.0], [-10.0, -80.0, 1.0]], (len(at), 1)), axis=0)
     assert hand.line_features(jumps, "abcd")[2] == pytest.approx(hand.line_features(noisy, "abcd")[2], abs=1.5)
+
+
+def test_hand_measures_height_along_a_line():
+    hand = _load("hand")
+    # a level zig-zag whose first third is twice as tall as the rest: 300 points, x steps of 1
+    t = np.arange(300)
+    amp = np.where(t < 100, 2.0, 1.0)
+    y = amp * np.where(t % 2 == 0, 1.0, -1.0)
+    pts = np.c_[t.astype(float), y]
+    offsets = np.c_[np.diff(pts, axis=0, prepend=pts[:1]), np.zeros(300)].astype(np.float32)
+    first, middle, last = hand.height_along(offsets)
+    assert first == pytest.approx(4.0, rel=0.05)
+    assert middle == pytest.approx(2.0, rel=0.05) and last == pytest.approx(2.0, rel=0.05)
