@@ -29,6 +29,7 @@ from graves.sample import (
     normalise,
     sample_unconditional,
     synthesize,
+    write,
 )
 
 ALPHABET = Alphabet.build("full")
@@ -305,6 +306,26 @@ def test_a_primer_that_stops_mid_stroke_is_fed_with_the_pen_lifted():
     want[-1, 2] = 1.0
     assert torch.equal(fed[1 : 1 + len(prim)], torch.from_numpy(want))
     assert np.array_equal(prim, before)  # the caller's primer is untouched
+
+
+def test_a_primer_read_past_the_end_of_its_text_is_an_error_not_a_blank_line():
+    # found in session 15's review: with κ_t = t/2 the window passes the end of c' = "ox ab" while the
+    # 20-point primer is read, and the end rule used to "finish" the line at its first free step, empty
+    model = tiny_synth(1)
+    set_window(model, 0.0, 0.0, float(np.log(0.5)))
+    prim = np.zeros((20, 3), np.float32)
+    prim[:, 0] = 1.0
+    prim[4::5, 2] = 1.0
+    r = synthesize(model, ALPHABET, ["ab"], primer=Primer(prim, "ox"), generator=0)[0]
+    assert r.offsets.shape == (0, 3) and not r.finished
+    mc = ModelConfig(kind="synthesis", hidden_size=8, num_layers=2, mixtures=3, window_mixtures=2)
+    meta = {"config": Config(model=mc).to_dict(), "alphabet": ALPHABET.to_dict()}
+    with pytest.raises(SampleError, match="nothing was written after the primer mine.json for 'ab'.*--prime-text"):
+        write("ab", model=(model, meta), prime=Primer(prim, "ox", "mine.json"))
+    # with a slower window the same primer writes the line
+    set_window(model, 0.0, 0.0, float(np.log(0.05)))
+    assert len(write("ab", model=(model, meta), prime=Primer(prim, "ox", "mine.json")).results[0].offsets)
+    assert isinstance(lead_in(np.array([0, 1, 0, 1.0]), np.array([[1, 0], [1, 0], [0, 1], [0, 1.0]]), 1), int)
 
 
 def test_lead_in_cuts_the_strokes_finished_on_the_primer_text():

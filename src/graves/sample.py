@@ -758,7 +758,9 @@ def synthesize(
             SynthesisResult(
                 offsets=denormalise(ins[1 + k + lead :], normaliser),
                 phi=np.ascontiguousarray(phi_i[lead:], dtype=np.float32),
-                finished=bool(fin_np[i]),
+                # a primed line whose window ran past the end of c' while it read the primer "ends" at its
+                # first free step with nothing drawn: that is not a written line
+                finished=bool(fin_np[i]) and (k == 0 or drawn > 0),
                 text=full[i],
                 inputs=denormalise(ins, normaliser),
                 lead_in=lead,
@@ -788,9 +790,9 @@ def lead_in(eos: np.ndarray, phi: np.ndarray, first: int) -> int:
     start = 0
     for end in np.flatnonzero(eos > 0.5):
         if on_text[start : end + 1].any():
-            return start
+            return int(start)
         start = end + 1
-    return start if on_text[start:].any() else 0
+    return int(start) if on_text[start:].any() else 0
 
 
 # ============================================================================================ models, styles
@@ -1184,6 +1186,12 @@ def write(
             text0, first = groups[0][0]
             own = Primer(first.offsets, text0, "line 1") if len(first.offsets) >= 2 else None
             groups += _write_lines(net, alphabet, lines[1:], gens[1:], own, kw)
+    if primer is not None:
+        for text_i, r in (x for group in groups for x in group):
+            if not len(r.offsets) and not r.finished:
+                raise SampleError(f"nothing was written after the primer {primer.source or ''} for {text_i!r}: the "
+                                  "window reached the end of the text while it read the primer. Is the primer's "
+                                  "transcription complete (--prime-text)?")
     # blank lines (paragraph breaks) come back as empty lines; they take no seed, so "a\n\nb" writes
     # the strokes of "a\nb"
     written = iter(groups)
