@@ -349,6 +349,59 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, setting
     assert split.valid[-1]["loss"] == whole.valid[-1]["loss"]
 
 
+def test_a_run_resumed_after_its_own_stop_stays_stopped(tmp_path):
+    # found in session 15's review: max_steps and patience were checked only after a step, so every
+    # resume of a finished run took one more step (or trained on to the next validation)
+    from graves.train import train
+
+    train(_toy("train.max_steps=3", "train.eval_every=0"), tmp_path / "r", progress=False)
+    before = load_weights(tmp_path / "r" / "last")
+    summary = train(_toy("train.max_steps=3", "train.eval_every=0"), tmp_path / "r", resume=True, progress=False)
+    assert summary["stop"] == "max_steps" and summary["step"] == 3
+    after = load_weights(tmp_path / "r" / "last")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # early stopping: lr 0 never improves, so patience 1 stops at the second validation, and stays stopped
+    es = ["optim.lr=0", "train.eval_every=1", "train.patience=1", "train.max_steps=50"]
+    assert train(_toy(*es), tmp_path / "es", progress=False)["step"] == 2
+    summary = train(_toy(*es), tmp_path / "es", resume=True, progress=False)
+    assert summary["stop"] == "early stopping" and summary["step"] == 2
+
+
+def test_noise_draws_do_not_reuse_the_initialisations_random_numbers():
+    # found in session 15's review: the noise generator and torch.manual_seed shared one seed, so the first
+    # draw was a function of the initial weights (correlation 0.99)
+    import graves.train as tr
+
+    seed = 0
+    torch.manual_seed(seed)
+    init = torch.rand(10_000) * 2 - 1  # what an initialisation draws first
+    for noise_seed in (seed * 1_000_003 + tr.NOISE_STREAM,):
+        xi = torch.randn(10_000, generator=torch.Generator().manual_seed(noise_seed))
+        assert abs(float(torch.corrcoef(torch.stack([init, xi]))[0, 1])) < 0.05
+    same = torch.randn(10_000, generator=torch.Generator().manual_seed(seed))
+    assert abs(float(torch.corrcoef(torch.stack([init, same]))[0, 1])) > 0.2  # the old seeding: |r| = 0.34
+
+
+def test_a_stop_saves_last_before_its_validation(tmp_path, monkeypatch):
+    # a SIGKILL that follows SIGTERM during the stop-time validation must not lose the steps since the last one
+    from graves.tasks.text import TextTask
+    from graves.train import train
+
+    real = TextTask.evaluate
+    calls = []
+
+    def killed_at_stop(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # steps 2 and 4 are scheduled; the third is the stop's, at step 5
+            raise KeyboardInterrupt  # stands for the process being killed mid-validation
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TextTask, "evaluate", killed_at_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(_toy("train.max_steps=5", "train.eval_every=2"), tmp_path / "r", progress=False)
+    assert load_meta(tmp_path / "r" / "last")["step"] == 5
+
+
 def test_stop_time_validations_leave_early_stopping_as_an_uninterrupted_run_has_it(tmp_path):
     """A validation made because a run stopped between scheduled ones is recorded (and may save `best`),
     but early stopping counts only the scheduled ones, so stopping and resuming changes nothing it

@@ -208,6 +208,11 @@ def _ends_cut_short(path: Path) -> bool:
         return f.read(1) != b"\n"
 
 
+#: Offset of the noise generator's seed (``seed * 1_000_003 + NOISE_STREAM``) from the epochs' order seeds
+#: (``seed * 1_000_003 + epoch``), beyond any epoch count.
+NOISE_STREAM = 999_983
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (the loss diverged); the message names the last checkpoint."""
 
@@ -296,7 +301,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     noise = build_noise(cfg, model)
     optimizer = optimizer_from_config(cfg.optim, optimised_params(cfg, model, noise))
     averaged = None
-    generator = torch.Generator().manual_seed(tc.seed)
+    # The noise draws get a stream of their own: seeded like the model's initialisation (torch.manual_seed
+    # above) they would reuse its random numbers, so the first noise draw would follow the initial weights.
+    generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + NOISE_STREAM)
 
     step, epoch, position, best, best_saved, bad_evals = 0, 0, 0, math.inf, math.inf, 0
     skipped_in_a_row = 0
@@ -428,6 +435,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     try:
         with _Stop() as stopper:
             done = False
+            # a run resumed after it stopped by its own rules stays stopped (max_steps and patience count
+            # over the whole chain of resumes)
+            if tc.max_steps and step >= tc.max_steps:
+                stop_reason, done = "max_steps", True
+            elif tc.patience and bad_evals >= tc.patience:
+                stop_reason, done = "early stopping", True
             while epoch < tc.epochs and not done:
                 model.train()
                 # The epoch's batch order depends on (seed, epoch) alone, so a resumed run sees the same
@@ -480,6 +493,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     if not tc.eval_every and validate():
                         stop_reason, done = "early stopping", True
             if not history or history[-1]["step"] != step:
+                if trainer_state is None or step != trainer_state["step"]:
+                    save("last")  # first, in case the stop-time validation is cut short (SIGKILL after SIGTERM)
                 validate(at_stop=True)
     finally:
         bar.close()
