@@ -225,6 +225,20 @@ def test_broken_files_are_reported_not_fatal(samples, tmp_path):
     assert load_primer("a01-000u-04", data_root=root).text == "meeting of Labour M Ps tomorrow"
 
 
+def test_without_defusedxml_nothing_is_read_or_cached(samples, tmp_path, monkeypatch):
+    # session 15's review: every line used to be "skipped" and the empty split was cached, and then kept
+    # being loaded after defusedxml was installed
+    import graves.data.iamondb as iam
+
+    root = make_root(tmp_path / "iam", samples, MINI_SPLITS)
+    monkeypatch.setattr(iam, "DefusedExpatParser", object)
+    with pytest.raises(DataError, match="needs defusedxml"):
+        load_iamondb(root, ["testset_v"], cache_dir=tmp_path / "c", progress=False, problems=[])
+    assert not list((tmp_path / "c").glob("*.npz")) if (tmp_path / "c").exists() else True
+    monkeypatch.undo()
+    assert len(load_iamondb(root, ["testset_v"], cache_dir=tmp_path / "c", progress=False, problems=[])) > 0
+
+
 def test_archives_and_folders_give_identical_lines(samples, tmp_path):
     a = load_iamondb(make_root(tmp_path / "dir", samples, MINI_SPLITS), ["trainset", "testset_v"],
                      cache_dir=tmp_path / "c1", progress=False, problems=[])

@@ -234,3 +234,25 @@ def test_an_animated_svg_is_the_still_one_with_timed_paths():
         assert p.get("pathLength") == "1"
         assert p.get("style") == f"animation-delay:{start:.3f}s;animation-duration:{duration:.3f}s"
     assert root.find(f"{SVG}style") is not None and "@keyframes" not in still
+
+
+def test_labels_with_characters_xml_cannot_hold_and_bad_sizes(tmp_path):
+    # session 15's review: a control character in a label made an SVG no parser reads; NaN sizes were
+    # written as width="nan"; a large scale rounded the stroke width to 0
+    import xml.etree.ElementTree as ET
+
+    from graves.render import RenderError, to_png, to_svg
+
+    line = np.array([[0, 0, 0], [5, 5, 0], [5, -5, 1]], np.float32)
+    svg = to_svg([line], labels=["a\x01b\x0cc\ud800 & <d>"])
+    root = ET.fromstring(svg.encode("utf-8", "surrogatepass"))
+    assert "".join(root.itertext()).strip() == "a\ufffdb\ufffdc\ufffd & <d>"
+    for kw in ({"stroke_width": float("nan")}, {"scale": float("inf")}, {"stroke_width": 0}):
+        with pytest.raises(RenderError, match="must be a finite number > 0"):
+            to_svg([line], **kw)
+        with pytest.raises(RenderError, match="must be a finite number > 0"):
+            to_png([line], **kw)
+    with pytest.raises(RenderError, match="dpi must be"):
+        to_png([line], dpi=0)
+    tiny = ET.fromstring(to_svg([line], scale=500).encode())
+    assert float(tiny.find("{http://www.w3.org/2000/svg}g").get("stroke-width")) > 0

@@ -442,3 +442,66 @@ def test_review_ptb_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
         (tmp_path / "ptb" / f"ptb.{split}.txt").write_bytes(b"a b\n\xae c\n")
     with pytest.raises(DataError, match=r"not UTF-8 text \(byte 0xae at offset 4\)"):
         load_ptb_word(tmp_path)
+
+
+def test_download_moves_a_damaged_raw_enwik8_aside_and_reports_a_full_disk(tmp_path, monkeypatch):
+    """Session 15's review: a damaged raw enwik8 of the right size hid every new download; a full disk read
+    as 'offline'; a killed download's .part file stayed for ever."""
+    import errno
+    import os
+
+    data = b"<mediawiki>abc</mediawiki>\n"
+    monkeypatch.setattr(dl, "ENWIK8_SIZE", len(data))
+    monkeypatch.setattr(dl, "ENWIK8_MD5", hashlib.md5(data).hexdigest())
+    with zipfile.ZipFile(tmp_path / "enwik8.zip", "w") as zf:
+        zf.writestr("enwik8", data)
+    dest = tmp_path / "data" / "enwik8"
+    dest.mkdir(parents=True)
+    (dest / "enwik8").write_bytes(b"X" * len(data))  # the right size, the wrong bytes
+    stale = dest / ".enwik8.zip.abc123.part"
+    stale.write_bytes(b"half")
+    os.utime(stale, (0, 0))
+    out = dl.download("enwik8", dest, progress=False, url=(tmp_path / "enwik8.zip").as_uri())
+    assert out == dest / "enwik8.zip" and dl.enwik8_file(dest) == out
+    assert (dest / "enwik8.bad").is_file() and not stale.exists()
+    assert ("enwik8/enwik8.zip", True, "size and md5 ok") in dl.check(tmp_path / "data")
+
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def tell(self):
+            return 0
+
+    monkeypatch.setattr(dl.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    with pytest.raises(dl.DataError, match=r"cannot write into .*: No space left on device") as e:
+        dl.download("enwik8", tmp_path / "full", progress=False, url=(tmp_path / "enwik8.zip").as_uri())
+    assert "offline" not in str(e.value) and list((tmp_path / "full").iterdir()) == []
+
+
+def test_data_check_accepts_the_unpacked_iam_ondb_folders_and_a_pack(tmp_path):
+    iam = tmp_path / "iam-ondb"
+    (iam / "lineStrokes" / "a01" / "a01-000").mkdir(parents=True)
+    (iam / "lineStrokes" / "a01" / "a01-000" / "a01-000u-01.xml").write_text("<WhiteboardCaptureSession/>")
+    (iam / "ascii" / "a01" / "a01-000").mkdir(parents=True)
+    (iam / "ascii" / "a01" / "a01-000" / "a01-000u.txt").write_text("CSR:\n\nhi\n")
+    rows = {name: (ok, msg) for name, ok, msg in dl.check(tmp_path)}
+    assert rows["iam-ondb/lineStrokes/"] == (True, "unpacked folder, 1 files")
+    assert rows["iam-ondb/ascii/"] == (True, "unpacked folder, 1 files")
+    packed = tmp_path / "packed" / "iam-ondb"
+    packed.mkdir(parents=True)
+    (packed / "iamondb.pack.npz").write_bytes(b"")
+    rows = {name: ok for name, ok, _ in dl.check(tmp_path / "packed")}
+    assert rows["iam-ondb/lineStrokes-all.tar.gz"] and rows["iam-ondb/ascii-all.tar.gz"]
+    assert {name: ok for name, ok, _ in dl.check(tmp_path / "none")}["iam-ondb/lineStrokes-all.tar.gz"] is False

@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="action", required=True)
     dd = dsub.add_parser("download")
     dd.add_argument("name", choices=["ptb", "enwik8"], help="the dataset")
-    dd.add_argument("--dest", help="folder (default DATA_ROOT/ptb or DATA_ROOT/enwik8)")
+    dd.add_argument("--dest", help="the data root to download into: the files go to DEST/ptb or DEST/enwik8 "
+                                    "(default: the data root)")
     dd.add_argument("--data", help="data root")
     dc = dsub.add_parser("check")
     dc.add_argument("--data", help="data root")

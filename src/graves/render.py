@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -131,6 +133,21 @@ def layout(
     return Page(placed, placed_labels, box, font_size)
 
 
+#: Characters XML 1.0 does not allow in a document (controls, lone surrogates, U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` escaped for an XML element, characters XML cannot hold replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", text))
+
+
+def _check_sizes(scale: float, stroke_width: float) -> None:
+    for name, v in (("scale", scale), ("stroke_width", stroke_width)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise RenderError(f"{name} must be a finite number > 0, got {v!r}")
+
+
 def _fmt(v: float) -> str:
     s = f"{v:.2f}".rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
@@ -166,8 +183,7 @@ def to_svg(
     finished page.
     """
     page = layout(lines, labels, line_gap, margin, font_size)
-    if scale <= 0 or stroke_width <= 0:
-        raise RenderError("scale and stroke_width must be > 0")
+    _check_sizes(scale, stroke_width)
     timing = pen_timing(page, animate) if animate is not None else None
     x0, y0, x1, y1 = page.box
     w, h = x1 - x0, y1 - y0
@@ -181,7 +197,7 @@ def to_svg(
                    f"fill={quoteattr(background)}/>")
     if timing is not None:
         out.append(_PEN_STYLE)
-    out.append(f'<g fill="none" stroke={quoteattr(colour)} stroke-width="{_fmt(stroke_width / scale)}" '
+    out.append(f'<g fill="none" stroke={quoteattr(colour)} stroke-width="{stroke_width / scale:.4g}" '
                'stroke-linecap="round" stroke-linejoin="round"' + (' class="graves-pen">' if timing is not None else ">"))
     for i, strokes in enumerate(page.strokes):
         out.append(f'<g class="line" id="line-{i}">')
@@ -196,7 +212,7 @@ def to_svg(
         if label is not None:
             text, x, y = label
             out.append(f'<text x="{_fmt(x)}" y="{_fmt(y)}" font-family="sans-serif" '
-                       f'font-size="{_fmt(page.font_size)}" fill={quoteattr(colour)}>{escape(text)}</text>')
+                       f'font-size="{_fmt(page.font_size)}" fill={quoteattr(colour)}>{_xml_text(text)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -271,8 +287,9 @@ def _matplotlib_page(
     from matplotlib.figure import Figure
 
     page = layout(lines, labels, line_gap, margin, font_size)
-    if scale <= 0 or stroke_width <= 0:
-        raise RenderError("scale and stroke_width must be > 0")
+    _check_sizes(scale, stroke_width)
+    if not (isinstance(dpi, (int, float)) and math.isfinite(dpi) and dpi > 0):
+        raise RenderError(f"dpi must be a finite number > 0, got {dpi!r}")
     x0, y0, x1, y1 = page.box
     w, h = x1 - x0, y1 - y0
     scale = min(scale, _MAX_PIXELS / max(w, h))

@@ -17,11 +17,15 @@ never leaves a file under its final name. Without a network they fail after a sh
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import http.client
 import os
+import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -189,6 +193,8 @@ def _download_ptb(dest: Path, progress: bool, url: str, timeout: float) -> Path:
                         _write_verified(src, dest / base, PTB_MD5[base], source=f"{url} ({member.name})")
                         found.add(base)
         except (tarfile.TarError, EOFError, OSError) as exc:
+            if _local_write_error(exc):
+                raise DataError(f"cannot write into {dest}: {exc.strerror}") from exc
             raise DataError(f"{url}: not a readable .tgz archive ({exc})") from exc
         missing = sorted(set(PTB_MD5) - found)
         if missing:
@@ -205,8 +211,10 @@ def _download_enwik8(dest: Path, progress: bool, url: str, timeout: float) -> Pa
         try:
             verify_enwik8(existing)
             return existing
-        except (DataError, *DECOMPRESS_ERRORS):
-            pass  # fetch it again
+        except (DataError, *DECOMPRESS_ERRORS):  # fetch it again
+            if existing.name == "enwik8":  # a damaged raw file of the right size would hide the new zip
+                os.replace(existing, existing.with_name("enwik8.bad"))
+                print(f"graves: {existing} is damaged; moved to enwik8.bad", file=sys.stderr)
     dest.mkdir(parents=True, exist_ok=True)
     part = _fetch(url, dest, "enwik8.zip", timeout, progress, manual=["enwik8.zip (or enwik8)"])
     try:
@@ -222,6 +230,10 @@ def _download_enwik8(dest: Path, progress: bool, url: str, timeout: float) -> Pa
 
 def _fetch(url: str, dest: Path, filename: str, timeout: float, progress: bool, manual: list[str]) -> Path:
     """Download ``url`` to a temporary file in ``dest``; DataError (saying what to do by hand) on failure."""
+    for stale in dest.glob(f".{filename}.*.part"):  # left by a download that was killed (not Ctrl-C)
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > 600:  # not one still being written
+                stale.unlink()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest)
     tmp = Path(tmp_name)
     try:
@@ -238,6 +250,8 @@ def _fetch(url: str, dest: Path, filename: str, timeout: float, progress: bool, 
                 raise DataError(f"{url}: download interrupted ({out.tell():,} of {int(total):,} bytes)")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         tmp.unlink(missing_ok=True)
+        if _local_write_error(exc):
+            raise DataError(f"cannot write into {dest}: {exc.strerror}; nothing was kept") from exc
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"could not download {url}: {reason}. If this machine is offline, fetch {filename} elsewhere "
@@ -247,6 +261,13 @@ def _fetch(url: str, dest: Path, filename: str, timeout: float, progress: bool, 
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _local_write_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is this machine refusing a write (a full disk, a read-only folder), not the network's
+    or the archive's fault."""
+    return (isinstance(exc, OSError) and not isinstance(exc, urllib.error.URLError)
+            and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM))
 
 
 def _write_verified(src: BinaryIO, path: Path, md5: str, source: str) -> None:
@@ -294,9 +315,19 @@ def check(root: str | Path) -> list[tuple[str, bool, str]]:
         except (DataError, OSError, *DECOMPRESS_ERRORS) as exc:
             rows.append((f"enwik8/{path.name}", False, str(exc)))
 
+    from graves.data.iamondb import find_pack
+
+    iam = root / "iam-ondb"
+    pack = find_pack(iam) if iam.is_dir() else None
     for name, size in IAM_ONDB_SIZES.items():
-        path = root / "iam-ondb" / name
-        if not path.is_file():
+        path = iam / name
+        folder = iam / name.split("-")[0]  # lineStrokes-all.tar.gz unpacked: lineStrokes/
+        if not path.is_file() and folder.is_dir():  # the loaders read the unpacked folder as well
+            n = sum(1 for _ in folder.rglob("*.xml" if folder.name == "lineStrokes" else "*.txt"))
+            rows.append((f"iam-ondb/{folder.name}/", n > 0, f"unpacked folder, {n:,} files" if n else "empty folder"))
+        elif not path.is_file() and pack is not None:
+            rows.append((f"iam-ondb/{name}", True, f"absent, but the pack {pack.name} is there (graves data pack)"))
+        elif not path.is_file():
             rows.append((f"iam-ondb/{name}", False, "missing (register at the IAM-OnDB site and download it)"))
         elif path.stat().st_size != size:
             rows.append((f"iam-ondb/{name}", False, f"{path.stat().st_size:,} bytes, expected {size:,}"))

@@ -342,6 +342,9 @@ def read_forms(
     """Read and preprocess the given forms (no cache). Returns ``{form: [Line, ...]}`` (lines in file
     order; ``text`` is None for every line of a form whose transcription does not pair up) and the
     problems found. Forms with no line files at all are reported and absent from the dict."""
+    if DefusedExpatParser is object:  # every line would be "skipped": say it once, and cache nothing
+        raise DataError("reading IAM-OnDB XML needs defusedxml (pip install defusedxml), or train from a pack "
+                        "(graves data pack)")
     root = Path(root)
     forms = list(dict.fromkeys(forms))
     wanted_forms = set(forms)
@@ -419,13 +422,20 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "graves"
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for a moment, for every thread)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
     with contextlib.suppress(OSError, AttributeError):  # mkstemp makes 0600: give the usual permissions
-        os.fchmod(fd, 0o666 & ~umask)
+        os.fchmod(fd, 0o666 & ~_umask())
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -489,9 +499,21 @@ def _split_digest(root: Path, name: str) -> str:
         raise DataError(f"{path}: cannot read split list: {e}") from e
 
 
+def _code_digest() -> str:
+    """A digest of the code that turns the files into lines (this module and graves.data.strokes), so that
+    a cache made by other code is never taken for this code's."""
+    from graves.data import strokes
+
+    h = hashlib.sha256()
+    for f in (__file__, strokes.__file__):
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _cache_key(sources: dict[str, str], split_digest: str, name: str, settings: Preprocessing) -> tuple[str, dict]:
     material = {
         "version": CACHE_VERSION,
+        "code": _code_digest(),
         "set": name,
         "settings": settings.to_dict(),
         **sources,
