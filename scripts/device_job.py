@@ -124,6 +124,15 @@ def _step(ckpt: Path) -> int | None:
         return None
 
 
+def _validated_at(ckpt: Path) -> int | None:
+    """The step of the last validation recorded in ``ckpt``'s history (None: none, or unreadable)."""
+    try:
+        history = json.loads((ckpt / "checkpoint.json").read_text())["history"]
+        return int(history[-1]["step"]) if history else None
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
 def _copy_weights(src: Path, out: Path) -> list[str]:
     """``src`` (a model.safetensors) into ``out``: as it is when it fits the per-file return limit, else
     cut into byte chunks ``model.safetensors.part1``, ``.part2``, ... that ``cat`` joins again. Stale
@@ -202,7 +211,8 @@ def chosen_checkpoint(run_dir: Path) -> Path | None:
 
 class Exporter:
     """Keeps ``out`` holding the chosen checkpoint: weights, checkpoint.json and, when ``last`` is at the
-    same step (``validate`` saves best, then last), its stripped trainer state, so that what comes
+    same step and saved after that step's validation (``validate`` saves best, then last), its stripped
+    trainer state, so that what comes
     back is a resumable point. Safe against saves landing mid-copy (re-checked and retried)."""
 
     def __init__(self, run_dir: Path, out: Path):
@@ -219,7 +229,8 @@ class Exporter:
                 time.sleep(0.5)  # caught between the renames of a save
                 continue
             last = self.run_dir / "last"
-            can_resume = _step(last) == step and (last / "trainer.pt").is_file()
+            # `last` saved after this step's validation (a stop also saves it just before validating)
+            can_resume = _step(last) == step and _validated_at(last) == step and (last / "trainer.pt").is_file()
             done = self.info is not None and (self.info["which"], self.info["step"]) == (ckpt.name, step)
             if done and (self.info["resumable"] or not can_resume):
                 break  # nothing new
@@ -233,7 +244,8 @@ class Exporter:
             except (OSError, RuntimeError, ValueError):
                 time.sleep(0.5)
                 continue
-            if _step(self.out) != step or _step(ckpt) != step or (resumable and _step(last) != step):
+            if (_step(self.out) != step or _step(ckpt) != step
+                    or (resumable and (_step(last) != step or _validated_at(last) != step))):
                 continue  # a save replaced a checkpoint between the copies
             self.info = {"which": ckpt.name, "step": step, "weights": files, "model_sha256": sha,
                          "resumable": resumable}

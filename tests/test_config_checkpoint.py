@@ -268,10 +268,11 @@ def test_a_save_that_fails_or_dies_between_its_renames_keeps_the_old(tmp_path, m
         save_checkpoint(tmp_path / "ck", {"a": torch.ones(2)}, {"step": 2})
     monkeypatch.undo()
     assert load_meta(tmp_path / "ck")["step"] == 1
-    # a process killed between the two renames leaves only .ck.old: loading and saving put it back
+    # a process killed between the two renames leaves only .ck.old: a load reads it where it is (a reader
+    # must not rename under a running save), the next save puts it back first
     real(tmp_path / "ck", tmp_path / ".ck.old")
-    assert load_meta(tmp_path / "ck")["step"] == 1 and not (tmp_path / ".ck.old").exists()
-    real(tmp_path / "ck", tmp_path / ".ck.old")
+    assert load_meta(tmp_path / "ck")["step"] == 1 and (tmp_path / ".ck.old").is_dir()
+    assert torch.equal(load_weights(tmp_path / "ck")["a"], torch.zeros(2))
     save_checkpoint(tmp_path / "ck", {"a": torch.ones(2)}, {"step": 3})
     assert load_meta(tmp_path / "ck")["step"] == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
 
@@ -308,6 +309,7 @@ def test_every_command_reports_a_damaged_checkpoint_in_one_line(tmp_path, capsys
         (["eval", str(noconfig)], "has no 'config'"),
         (["write", "hi", "--model", str(noconfig), "-o", out], "has no 'config'"),
         (["write", "hi", "--model", str(truncated), "-o", out], "corrupt or truncated"),
+        (["info", str(noconfig)], "has no 'config'"),
     ]:
         assert main(args) == 2, args
         err = capsys.readouterr().err
@@ -328,6 +330,14 @@ def test_train_refuses_to_start_over_an_existing_run(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     with pytest.raises(TrainingError, match="is a file"):
         train(cfg, tmp_path / "file")
+    # a run whose last lacks its config, resumed: one line too
+    save_checkpoint(tmp_path / "bad" / "last", {"a": torch.zeros(1)}, {"step": 1})
+    with pytest.raises(CheckpointError, match="has no 'config'"):
+        train(cfg, tmp_path / "bad", resume=True)
+    # a folder with best but no last (killed between a validation's two saves) points at init_from
+    (tmp_path / "halfrun" / "best").mkdir(parents=True)
+    with pytest.raises(TrainingError, match="train.init_from="):
+        train(cfg, tmp_path / "halfrun")
 
 
 def test_unreadable_configs_and_devices_are_config_errors(tmp_path):

@@ -402,3 +402,37 @@ def test_packs_and_cache_files_get_the_usual_permissions(mini, tmp_path):
     assert stat.S_IMODE(pack.stat().st_mode) == 0o666 & ~umask  # mkstemp's 0600 would hide it from others
     cached = list((tmp_path / "cache" / "iamondb").glob("*.npz"))
     assert cached and all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask for p in cached)
+
+
+def test_an_export_during_a_stop_never_returns_a_stale_resumable_point(tmp_path, monkeypatch):
+    """A stop saves `last` before its validation, then `best`, then `last` again. The watcher polling in
+    between must not return the early `last` as the resumable point (found in session 15's review)."""
+    import torch
+
+    import graves.train as tr
+
+    job = _device_job()
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    exporter = job.Exporter(run, out)
+    real = tr.save_checkpoint
+    seen = []
+
+    def save(path, *args, **kwargs):
+        result = real(path, *args, **kwargs)
+        if Path(path).name == "best" and json.loads((Path(path) / "checkpoint.json").read_text())["step"] == 5:
+            seen.append(exporter.export())  # the watcher polls while the stop's last is not yet saved
+        return result
+
+    monkeypatch.setattr(tr, "save_checkpoint", save)
+    root = require_data("ptb").parent
+    cfg = load_config(REPO / "configs" / "toy-text.toml",
+                      [f'data.root="{root}"', "train.max_steps=5", "train.eval_every=2", "optim.lr=0.01"])
+    tr.train(cfg, run, progress=False)
+    assert seen and seen[0]["step"] == 5 and not seen[0]["resumable"]
+    final = exporter.export()
+    assert final["step"] == 5 and final["resumable"]
+    returned = torch.load(out / "trainer.pt", weights_only=True)
+    kept = torch.load(run / "last" / "trainer.pt", weights_only=True)
+    assert [h["step"] for h in returned["history"]] == [h["step"] for h in kept["history"]] == [2, 4, 5]
+    assert returned["best_saved"] == kept["best_saved"]

@@ -499,9 +499,19 @@ def test_data_check_accepts_the_unpacked_iam_ondb_folders_and_a_pack(tmp_path):
     rows = {name: (ok, msg) for name, ok, msg in dl.check(tmp_path)}
     assert rows["iam-ondb/lineStrokes/"] == (True, "unpacked folder, 1 files")
     assert rows["iam-ondb/ascii/"] == (True, "unpacked folder, 1 files")
+    import json
+
+    from graves.data.iamondb import PACK_FORMAT, PACK_VERSION
+
     packed = tmp_path / "packed" / "iam-ondb"
     packed.mkdir(parents=True)
-    (packed / "iamondb.pack.npz").write_bytes(b"")
+    header = {"format": PACK_FORMAT, "version": PACK_VERSION, "sets": {"trainset": {}, "testset_v": {}}}
+    np.savez(packed / "iamondb.pack.npz", meta=np.frombuffer(json.dumps(header).encode(), np.uint8))
     rows = {name: ok for name, ok, _ in dl.check(tmp_path / "packed")}
-    assert rows["iam-ondb/lineStrokes-all.tar.gz"] and rows["iam-ondb/ascii-all.tar.gz"]
+    assert rows["iam-ondb/iamondb.pack.npz"] and rows["iam-ondb/lineStrokes-all.tar.gz"]
+    assert rows["iam-ondb/splits/trainset.txt"] and rows["iam-ondb/splits/testset_v.txt"]  # held by the pack
+    assert not rows["iam-ondb/splits/testset_t.txt"]
+    (packed / "iamondb.pack.npz").write_bytes(b"")  # an empty file is no pack
+    rows = {name: ok for name, ok, _ in dl.check(tmp_path / "packed")}
+    assert not rows["iam-ondb/iamondb.pack.npz"] and not rows["iam-ondb/lineStrokes-all.tar.gz"]
     assert {name: ok for name, ok, _ in dl.check(tmp_path / "none")}["iam-ondb/lineStrokes-all.tar.gz"] is False

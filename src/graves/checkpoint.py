@@ -71,7 +71,7 @@ def save_checkpoint(
         raise
     # The swap: the previous checkpoint steps aside as .NAME.old, the new one takes its name, then the old
     # one goes. If the second rename fails, the old one is put back; if the process dies between the two,
-    # recover() (called by every load and save) puts it back.
+    # recover() (called by the next save, and by `graves train` on start) puts it back; loads read it in place.
     old = path.with_name(f".{path.name}.old")
     had_old = False
     try:
@@ -168,8 +168,8 @@ def load_into(model: torch.nn.Module, path: str | Path, dtype: torch.dtype = tor
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
-        raise CheckpointError(f"{path}: the weights do not fit the model its config describes: {_one_line(exc)}"
-                              ) from None
+        detail = " ".join(x.strip() for x in str(exc).strip().splitlines()[:3])
+        raise CheckpointError(f"{path}: the weights do not fit the model its config describes: {detail}") from None
 
 
 def load_trainer_state(path: str | Path) -> dict[str, Any] | None:
@@ -186,7 +186,11 @@ def _resolve(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file() and path.name in ("checkpoint.json", "model.safetensors", "trainer.pt"):
         path = path.parent
-    recover(path)
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and old.is_dir():
+        # a save is between its two renames, or died there: read the previous checkpoint where it is (only
+        # writers put it back, with recover(), so a reader never races a save)
+        path = old
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not path.is_dir():
@@ -225,8 +229,9 @@ def describe(path: str | Path) -> dict[str, Any]:
         nbytes = f.stat().st_size
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{f} is corrupt or truncated: {exc}") from None
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    model, data, optim, noise, train = (cfg.get(k, {}) for k in ("model", "data", "optim", "noise", "train"))
+    cfg = config_of(meta, path)
+    model, data, optim, noise, train = (cfg.get(k) if isinstance(cfg.get(k), dict) else {}
+                                        for k in ("model", "data", "optim", "noise", "train"))
     valid = [h for h in meta.get("history", []) if isinstance(h, dict) and isinstance(h.get("valid"), dict)]
     best = min(valid, key=lambda h: h["valid"].get("loss", float("inf")), default=None)
     out: dict[str, Any] = {
@@ -241,7 +246,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "data": {k: data.get(k) for k in (("name", "train_sets", "valid_sets", "alphabet")
                                           if data.get("name") == "iamondb" else ("name", "path", "split"))
                  if data.get(k)},
-        "step": meta.get("step"),
+        "step": meta.get("step") if isinstance(meta.get("step"), int) else 0,
         "epoch": meta.get("epoch"),
         "optimiser": {k: optim.get(k) for k in ("name", "lr", "momentum") if k in optim},
         "noise": noise.get("kind", "none"),

@@ -457,11 +457,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    from graves.errors import USER_ERRORS
+    from graves.errors import USER_ERRORS, disk_full
 
     try:
         return args.func(args)
     except USER_ERRORS as exc:
+        print(f"graves: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
         print(f"graves: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

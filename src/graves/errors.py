@@ -7,8 +7,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from graves.checkpoint import CheckpointError
     from graves.config import ConfigError
 
-    # OSError: a missing file, a folder where a file should be, no permission, a full disk: all one line.
-    errors: list[type[BaseException]] = [ConfigError, CheckpointError, OSError]
+    # the OSErrors a user causes: a missing file, a folder where a file should be (or the reverse), no
+    # permission, a name taken; a full disk is :func:`disk_full` (an errno, not a class). Other OSErrors
+    # (too many open files, a broken pipe, ...) keep their traceback: they are not the input's fault.
+    errors: list[type[BaseException]] = [ConfigError, CheckpointError, FileNotFoundError, IsADirectoryError,
+                                         NotADirectoryError, PermissionError, FileExistsError]
     for module, name in [
         ("graves.data.iamondb", "DataError"),
         ("graves.data.text", "DataError"),
@@ -29,3 +32,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 USER_ERRORS = _user_errors()
+
+
+def disk_full(exc: BaseException) -> bool:
+    """An OSError that says the disk (or the quota, or the file system) takes no more writes."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)

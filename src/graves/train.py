@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from graves.checkpoint import CheckpointError, load_meta, load_trainer_state, load_weights, recover, save_checkpoint
+from graves.checkpoint import CheckpointError, config_of, load_meta, load_trainer_state, load_weights, recover, save_checkpoint
 from graves.config import Config, ConfigError, check_config
 from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
 from graves.optim import optimizer_from_config
@@ -264,7 +264,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         raise CheckpointError(f"--resume: no checkpoint at {last}")
     if not resume and ((run_dir / "last").exists() or (run_dir / "best").exists()):
         # Starting again here would replace its checkpoints and mix two runs in metrics.jsonl.
-        raise TrainingError(f"{run_dir} already holds a run: continue it with --resume, or give another --run-dir "
+        how = ("continue it with --resume" if last.exists() else
+               f"it has no last checkpoint to resume; start a new run from its weights with "
+               f"train.init_from={json.dumps(str(run_dir / 'best'))} and another --run-dir")
+        raise TrainingError(f"{run_dir} already holds a run: {how}, or give another --run-dir "
                             "(or delete that folder to start it again)")
     run_dir.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
@@ -275,7 +278,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
     trainer_state = None
     if resume:
-        saved = Config.from_dict(load_meta(last)["config"])
+        saved = Config.from_dict(config_of(load_meta(last), last))
         if saved.model != cfg.model:
             raise CheckpointError(f"--resume: the model config differs from the one saved in {last}")
         if saved.train.batch_size != cfg.train.batch_size:  # the saved position counts batches of an epoch
@@ -441,6 +444,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 stop_reason, done = "max_steps", True
             elif tc.patience and bad_evals >= tc.patience:
                 stop_reason, done = "early stopping", True
+            if done and trainer_state is not None:
+                print(f"graves train: {last} already stopped ({stop_reason}: "
+                      + (f"step {step} >= train.max_steps {tc.max_steps}" if stop_reason == "max_steps" else
+                         f"{bad_evals} validations without improvement >= train.patience {tc.patience}")
+                      + "); raise that setting to train on", file=sys.stderr)
             while epoch < tc.epochs and not done:
                 model.train()
                 # The epoch's batch order depends on (seed, epoch) alone, so a resumed run sees the same

@@ -689,6 +689,25 @@ def write_pack(
     return {n: len(found[n][0]) for n in names}
 
 
+def pack_sets(path: str | os.PathLike) -> list[str]:
+    """The splits a pack holds, from its header alone (``graves data check``); DataError if it is not a
+    pack this graves reads."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise DataError(f"{path}: not an IAM-OnDB pack (not a zip/npz file)")
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged zip, a missing member, bad JSON: all "damaged"
+        raise DataError(f"{path}: a damaged IAM-OnDB pack ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT or meta.get("version") != PACK_VERSION:
+        raise DataError(f"{path}: not an IAM-OnDB pack this graves reads (rebuild it with `graves data pack`)")
+    return sorted(meta.get("sets") or {})
+
+
 def _load_pack(
     path: Path, names: tuple[str, ...], settings: Preprocessing
 ) -> dict[str, tuple[list[Line], list[Problem], dict]]:
@@ -789,8 +808,8 @@ def load_iamondb(
     damaged raises :class:`DataError` naming it.
     ``sets``: split names or aliases (see :func:`expand_sets`); default the paper's training set.
     ``cache_dir``: where preprocessed lines are cached (default :func:`default_cache_dir`); the cache is
-    keyed by the archives' sha256 (remembered by size and mtime), the split file, the ``settings`` and
-    a format version, and written atomically, so a second load takes seconds.
+    keyed by the archives' sha256 (remembered by size and mtime), the split file, the ``settings``, a
+    format version and a digest of the parsing code, and written atomically, so a second load takes seconds.
     ``require_text``: drop lines without a transcription (default); ``False`` keeps them with ``text=None``
     (enough for the unconditional prediction net).
     ``problems``: a list to which skipped forms/files are appended as :class:`Problem`; without it, any
