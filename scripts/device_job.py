@@ -133,6 +133,14 @@ def _validated_at(ckpt: Path) -> int | None:
         return None
 
 
+def _averaged(ckpt: Path) -> bool:
+    """Whether ``ckpt``'s weights are a moving average (``train.ema_decay``'s ``best``), not training weights."""
+    try:
+        return "weights" in json.loads((ckpt / "checkpoint.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def _copy_weights(src: Path, out: Path) -> list[str]:
     """``src`` (a model.safetensors) into ``out``: as it is when it fits the per-file return limit, else
     cut into byte chunks ``model.safetensors.part1``, ``.part2``, ... that ``cat`` joins again. Stale
@@ -189,6 +197,9 @@ def prepare_init(src: Path, dest: Path) -> Path:
     """A folder ``--init-from`` resumes from: ``src``'s weights and checkpoint.json, and its trainer state
     without the optimiser moments when it has one."""
     src = Path(src)
+    old = src.with_name(f".{src.name}.old")
+    if not src.exists() and old.is_dir():  # a save between its renames, or died there: read it in place
+        src = old
     join_parts(src)
     load_meta(src)  # CheckpointError (one line) if it is not a checkpoint
     dest.mkdir(parents=True, exist_ok=True)
@@ -230,7 +241,12 @@ class Exporter:
                 continue
             last = self.run_dir / "last"
             # `last` saved after this step's validation (a stop also saves it just before validating)
-            can_resume = _step(last) == step and _validated_at(last) == step and (last / "trainer.pt").is_file()
+            # `best` at last's step: last must be the one saved after that validation (a stop saves last
+            # first, then best, then last again); a chosen `last` is its own trainer state, always consistent
+            fresh = ckpt.name == "last" or _validated_at(last) == step
+            # with train.ema_decay, best holds the average, not the weights training goes on from
+            can_resume = (_step(last) == step and fresh and not _averaged(ckpt)
+                          and (last / "trainer.pt").is_file())
             done = self.info is not None and (self.info["which"], self.info["step"]) == (ckpt.name, step)
             if done and (self.info["resumable"] or not can_resume):
                 break  # nothing new
@@ -245,7 +261,7 @@ class Exporter:
                 time.sleep(0.5)
                 continue
             if (_step(self.out) != step or _step(ckpt) != step
-                    or (resumable and (_step(last) != step or _validated_at(last) != step))):
+                    or (resumable and (_step(last) != step or not (ckpt.name == "last" or _validated_at(last) == step)))):
                 continue  # a save replaced a checkpoint between the copies
             self.info = {"which": ckpt.name, "step": step, "weights": files, "model_sha256": sha,
                          "resumable": resumable}

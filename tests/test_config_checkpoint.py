@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -351,3 +352,26 @@ def test_unreadable_configs_and_devices_are_config_errors(tmp_path):
     for device in ("foo", "cuda:99" if torch.cuda.is_available() else "cuda"):
         with pytest.raises(ConfigError, match="train.device must be"):
             check_config(load_config(REPO / "configs" / "toy-text.toml", [f"train.device='{device}'"]))
+
+
+def test_a_path_too_long_is_one_line_but_other_os_errors_keep_their_traceback(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from graves import cli
+
+    assert cli.main(["info", str(tmp_path / ("a" * 300))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("graves: error: ") and err.count("\n") == 1 and "too long" in err
+    for code, one_line in ((errno.ENOSPC, True), (errno.EMFILE, False)):
+        def fail(a, code=code):
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(cli, "_cmd_info", fail, raising=False)
+        args = cli._parse(["info", str(tmp_path)])
+        monkeypatch.setattr(cli, "_parse", lambda argv, args=args: args.__class__(**{**vars(args), "func": fail}))
+        if one_line:
+            assert cli.main(["info", str(tmp_path)]) == 2 and "No space left" in capsys.readouterr().err
+        else:
+            with pytest.raises(OSError, match="Too many open files"):
+                cli.main(["info", str(tmp_path)])
+        monkeypatch.undo()

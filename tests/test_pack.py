@@ -436,3 +436,36 @@ def test_an_export_during_a_stop_never_returns_a_stale_resumable_point(tmp_path,
     kept = torch.load(run / "last" / "trainer.pt", weights_only=True)
     assert [h["step"] for h in returned["history"]] == [h["step"] for h in kept["history"]] == [2, 4, 5]
     assert returned["best_saved"] == kept["best_saved"]
+
+
+def test_a_last_saved_before_any_validation_is_returned_resumable_but_an_average_is_not(tmp_path, monkeypatch):
+    """checkpoint_every's `last` before any validation is the chosen checkpoint itself, so it comes back
+    resumable; a `best` that holds averaged weights (train.ema_decay) never does, since training goes
+    on from the training weights (both found in session 15's reviews)."""
+    import graves.train as tr
+
+    job = _device_job()
+    root = require_data("ptb").parent
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    exporter = job.Exporter(run, out)
+    real, seen = tr.save_checkpoint, []
+
+    def save(path, *args, **kwargs):
+        result = real(path, *args, **kwargs)
+        if Path(path).name == "last" and json.loads((Path(path) / "checkpoint.json").read_text())["step"] == 1:
+            seen.append(exporter.export())
+        return result
+
+    monkeypatch.setattr(tr, "save_checkpoint", save)
+    cfg = load_config(REPO / "configs" / "toy-text.toml", [f'data.root="{root}"', "train.max_steps=2",
+                                                           "train.eval_every=0", "train.checkpoint_every=1"])
+    tr.train(cfg, run, progress=False)
+    assert seen and seen[0]["which"] == "last" and seen[0]["step"] == 1 and seen[0]["resumable"]
+    monkeypatch.undo()
+    ema = load_config(REPO / "configs" / "toy-text.toml", [f'data.root="{root}"', "train.max_steps=4",
+                                                           "train.eval_every=2", "train.ema_decay=0.5"])
+    tr.train(ema, tmp_path / "ema", progress=False)
+    (tmp_path / "out2").mkdir()
+    got = job.Exporter(tmp_path / "ema", tmp_path / "out2").export()
+    assert got["which"] == "best" and not got["resumable"] and not (tmp_path / "out2" / "trainer.pt").exists()

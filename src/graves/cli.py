@@ -147,6 +147,10 @@ def _cmd_styles(a: argparse.Namespace) -> int:
         if not (a.model or a.out):
             raise sample.SampleError("the shipped model's styles are part of the package: give --out FILE "
                                      "(or --model CKPT, to make your own model's styles.json)")
+        if not a.out:  # writes into the checkpoint's folder: a writer, so it puts a .NAME.old back first
+            from graves.checkpoint import recover
+
+            recover(a.model)
         out = check_writable(a.out or Path(a.model) / "styles.json")
         outputs = sample._check_outputs([a.preview]) if a.preview else []
         # seed s writes built-in sentence s mod 4, so a style depends on its seed alone: make eight, look,

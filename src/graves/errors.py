@@ -35,7 +35,9 @@ USER_ERRORS = _user_errors()
 
 
 def disk_full(exc: BaseException) -> bool:
-    """An OSError that says the disk (or the quota, or the file system) takes no more writes."""
+    """An OSError that is the input's or the machine's doing, not a bug: the disk (or the quota, or the file
+    system) takes no more writes, or a path is too long or loops."""
     import errno
 
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                   errno.ENAMETOOLONG, errno.ELOOP)
