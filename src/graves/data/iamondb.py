@@ -692,20 +692,27 @@ def write_pack(
 def pack_sets(path: str | os.PathLike) -> list[str]:
     """The splits a pack holds, from its header alone (``graves data check``); DataError if it is not a
     pack this graves reads."""
-    path = Path(path)
     try:
-        with open(path, "rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                raise DataError(f"{path}: not an IAM-OnDB pack (not a zip/npz file)")
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+        return sorted(_pack_meta(Path(path), "; rebuild it with `graves data pack`")["sets"])
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged zip, a missing member, bad JSON: all "damaged"
         raise DataError(f"{path}: a damaged IAM-OnDB pack ({type(exc).__name__}: {exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT or meta.get("version") != PACK_VERSION:
-        raise DataError(f"{path}: not an IAM-OnDB pack this graves reads (rebuild it with `graves data pack`)")
-    return sorted(meta.get("sets") or {})
+
+
+def _pack_meta(path: Path, rebuild: str) -> dict:
+    """A pack's header, checked for our format and version (DataError); other faults propagate."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise DataError(f"{path}: not an IAM-OnDB pack (not a zip/npz file){rebuild}")
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+    if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT:
+        raise DataError(f"{path}: not an IAM-OnDB pack (no '{PACK_FORMAT}' header){rebuild}")
+    if meta.get("version") != PACK_VERSION:
+        raise DataError(f"{path}: pack format version {meta.get('version')!r}, this graves reads "
+                        f"{PACK_VERSION}{rebuild}")
+    return meta
 
 
 def _load_pack(
@@ -716,16 +723,8 @@ def _load_pack(
     wanted = settings.to_dict()
     found: dict[str, tuple[list[Line], list[Problem], dict]] = {}
     try:
-        with open(path, "rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                raise DataError(f"{path}: not an IAM-OnDB pack (not a zip/npz file){rebuild}")
+        meta = _pack_meta(path, rebuild)
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
-            if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT:
-                raise DataError(f"{path}: not an IAM-OnDB pack (no '{PACK_FORMAT}' header){rebuild}")
-            if meta.get("version") != PACK_VERSION:
-                raise DataError(f"{path}: pack format version {meta.get('version')!r}, this graves reads "
-                                f"{PACK_VERSION}{rebuild}")
             held = meta["sets"]
             absent = [n for n in names if n not in held]
             if absent:
