@@ -349,7 +349,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, setting
     assert split.valid[-1]["loss"] == whole.valid[-1]["loss"]
 
 
-def test_a_run_resumed_after_its_own_stop_stays_stopped(tmp_path):
+def test_a_run_resumed_after_its_own_stop_stays_stopped(tmp_path, capsys):
     # found in session 15's review: max_steps and patience were checked only after a step, so every
     # resume of a finished run took one more step (or trained on to the next validation)
     from graves.train import train
@@ -365,6 +365,7 @@ def test_a_run_resumed_after_its_own_stop_stays_stopped(tmp_path):
     assert train(_toy(*es), tmp_path / "es", progress=False)["step"] == 2
     summary = train(_toy(*es), tmp_path / "es", resume=True, progress=False)
     assert summary["stop"] == "early stopping" and summary["step"] == 2
+    assert "already stopped (validations without improvement: 1 >= train.patience 1)" in capsys.readouterr().err
 
 
 def test_noise_draws_do_not_reuse_the_initialisations_random_numbers(tmp_path, monkeypatch):

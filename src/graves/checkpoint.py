@@ -88,7 +88,8 @@ def save_checkpoint(
             raise
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        kept = "the previous checkpoint is untouched" if path.exists() or not had_old else f"the previous checkpoint is at {old}"
+        kept = ("the previous checkpoint is untouched" if path.exists() or not had_old
+                else f"the previous checkpoint is at {old}")
         raise CheckpointError(f"could not write checkpoint {path}: {exc}; {kept}") from exc
     if had_old:
         shutil.rmtree(old, ignore_errors=True)

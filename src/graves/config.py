@@ -38,7 +38,7 @@ class ModelConfig:
     mixtures: int = 20  # M (handwriting output, eq. 17)
     window_mixtures: int = 10  # K (soft window, eq. 46)
     lstm_clip: float | None = 10.0  # derivative clipping inside the LSTM (Section 2.1)
-    output_clip: float | None = 100.0  # clipping of dL/dŷ (Section 4.2); for text nets it never binds (|y − δ| ≤ 1)
+    output_clip: float | None = 100.0  # clipping of dL/dŷ (Section 4.2); never binds for text nets (|y − δ| ≤ 1)
     fused: bool = True  # the fused LSTM path (proven equal to the reference in tests)
     # Initial value of the κ̂ biases (eq. 48), so that the window starts moving at exp(κ̂) characters per
     # pen step. The paper gives no initialisation; IAM lines have ~22 points per character, and starting

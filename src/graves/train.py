@@ -43,7 +43,8 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from graves.checkpoint import CheckpointError, config_of, load_meta, load_trainer_state, load_weights, recover, save_checkpoint
+from graves.checkpoint import (CheckpointError, config_of, load_meta, load_trainer_state, load_weights, recover,
+                               save_checkpoint)
 from graves.config import Config, ConfigError, check_config
 from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
 from graves.optim import optimizer_from_config
@@ -444,11 +445,14 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 stop_reason, done = "max_steps", True
             elif tc.patience and bad_evals >= tc.patience:
                 stop_reason, done = "early stopping", True
+            elif epoch >= tc.epochs:
+                done = True  # stop_reason stays "epochs"
             if done and trainer_state is not None:
-                print(f"graves train: {last} already stopped ({stop_reason}: "
-                      + (f"step {step} >= train.max_steps {tc.max_steps}" if stop_reason == "max_steps" else
-                         f"{bad_evals} validations without improvement >= train.patience {tc.patience}")
-                      + "); raise that setting to train on", file=sys.stderr)
+                why = {"max_steps": f"step {step} >= train.max_steps {tc.max_steps}",
+                       "early stopping": f"validations without improvement: {bad_evals} >= train.patience "
+                                         f"{tc.patience}",
+                       "epochs": f"epoch {epoch} >= train.epochs {tc.epochs}"}[stop_reason]
+                print(f"graves train: {last} already stopped ({why}); raise that setting to train on", file=sys.stderr)
             while epoch < tc.epochs and not done:
                 model.train()
                 # The epoch's batch order depends on (seed, epoch) alone, so a resumed run sees the same
