@@ -69,7 +69,7 @@ except ImportError:  # the GPU box has the working tree, not an installed packag
 
 import torch
 
-from graves.checkpoint import load_meta
+from graves.checkpoint import load_meta, resolve_checkpoint
 from graves.config import Config, ConfigError, load_config
 
 RETURN_LIMIT = 60 * 2**20  # total bytes returned (the tool takes 64 MiB)
@@ -196,10 +196,7 @@ def strip_trainer_state(src: Path, dst: Path) -> bool:
 def prepare_init(src: Path, dest: Path) -> Path:
     """A folder ``--init-from`` resumes from: ``src``'s weights and checkpoint.json, and its trainer state
     without the optimiser moments when it has one."""
-    src = Path(src)
-    old = src.with_name(f".{src.name}.old")
-    if not src.exists() and old.is_dir():  # a save between its renames, or died there: read it in place
-        src = old
+    src = resolve_checkpoint(src)  # its .NAME.old while a save swaps it (CheckpointError if there is none)
     join_parts(src)
     load_meta(src)  # CheckpointError (one line) if it is not a checkpoint
     dest.mkdir(parents=True, exist_ok=True)

@@ -937,7 +937,7 @@ def test_commands_without_substitute_do_not_suggest_it(tmp_path, capsys):
     assert cli.main(["plot", "window", str(shipped_model_dir()), "--text", "ab", "-o", str(tmp_path / "w.txt")]) == 2
     assert "plots are PNG images" in capsys.readouterr().err
     assert cli.main(["plot", "curves", str(tmp_path), "-o", str(tmp_path / "c.png"), "--ylim", "nan", "1"]) == 2
-    assert "--ylim needs two finite numbers" in capsys.readouterr().err
+    assert "the y range needs two finite numbers" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 

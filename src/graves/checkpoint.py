@@ -72,7 +72,7 @@ def save_checkpoint(
     # The swap: the previous checkpoint steps aside as .NAME.old, the new one takes its name, then the old
     # one goes. If the second rename fails, the old one is put back; if the process dies between the two,
     # recover() (called by the next save, and by `graves train` on start) puts it back; loads read it in place.
-    old = path.with_name(f".{path.name}.old")
+    old = _previous(path)
     had_old = False
     try:
         if path.exists():
@@ -100,11 +100,16 @@ def recover(path: str | Path) -> bool:
     """Put a checkpoint back that a save interrupted between its two renames: when ``path`` is missing and
     its ``.NAME.old`` sibling exists, rename it back. Returns whether it did."""
     path = Path(path)
-    old = path.with_name(f".{path.name}.old")
+    old = _previous(path)
     if path.exists() or not old.is_dir():
         return False
     os.replace(old, path)
     return True
+
+
+def _previous(path: Path) -> Path:
+    """Where a save puts the previous checkpoint while it swaps the new one in."""
+    return path.with_name(f".{path.name}.old")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -113,7 +118,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def load_meta(path: str | Path) -> dict[str, Any]:
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     try:
         meta = json.loads((path / "checkpoint.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -151,7 +156,7 @@ def config_of(meta: dict[str, Any], path: str | Path) -> dict[str, Any]:
 
 
 def load_weights(path: str | Path, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     f = path / "model.safetensors"
     if not f.exists():
         raise CheckpointError(f"{path} is not a checkpoint: model.safetensors is missing")
@@ -174,7 +179,7 @@ def load_into(model: torch.nn.Module, path: str | Path, dtype: torch.dtype = tor
 
 
 def load_trainer_state(path: str | Path) -> dict[str, Any] | None:
-    f = _resolve(path) / "trainer.pt"
+    f = resolve_checkpoint(path) / "trainer.pt"
     if not f.exists():
         return None
     try:
@@ -183,11 +188,13 @@ def load_trainer_state(path: str | Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{f} is corrupt or truncated: {exc}") from None
 
 
-def _resolve(path: str | Path) -> Path:
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint folder ``path`` names (a folder, or one of its files), where it is now: its
+    ``.NAME.old`` while a save is between its two renames. CheckpointError when there is none."""
     path = Path(path)
     if path.is_file() and path.name in ("checkpoint.json", "model.safetensors", "trainer.pt"):
         path = path.parent
-    old = path.with_name(f".{path.name}.old")
+    old = _previous(path)
     if not path.exists() and old.is_dir():
         # a save is between its two renames, or died there: read the previous checkpoint where it is (only
         # writers put it back, with recover(), so a reader never races a save)
@@ -212,7 +219,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     """
     from safetensors import safe_open
 
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     meta = load_meta(path)
     f = path / "model.safetensors"
     if not f.exists():

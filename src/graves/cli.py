@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -236,8 +235,6 @@ def _plot(a: argparse.Namespace) -> int:
     if Path(a.output).suffix.lower() != ".png":
         raise OutputError(f"{a.output}: plots are PNG images; give an output ending in .png")
     check_writable(a.output)  # before minutes of work
-    if a.what == "curves" and a.ylim and not (all(math.isfinite(v) for v in a.ylim) and a.ylim[0] < a.ylim[1]):
-        raise OutputError(f"--ylim needs two finite numbers, LOW < HIGH; got {a.ylim[0]} {a.ylim[1]}")
     if a.what == "curves":
         out = plots.plot_curves_runs(a.runs, a.output, x=a.x, metric=a.metric,
                                      ylim=tuple(a.ylim) if a.ylim else None, title=a.title)

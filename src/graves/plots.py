@@ -20,6 +20,7 @@ Units: the density is evaluated in raw IAM-OnDB units (y up): a raw offset d has
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -410,6 +411,11 @@ def _trailing_mean(y: np.ndarray, window: int) -> np.ndarray:
     return (c[k] - c[k - n]) / n
 
 
+def _check_ylim(ylim: Any) -> None:
+    if ylim is not None and not (len(ylim) == 2 and all(math.isfinite(v) for v in ylim) and ylim[0] < ylim[1]):
+        raise CurvesError(f"the y range needs two finite numbers, low < high; got {' '.join(map(str, ylim))}")
+
+
 def plot_curves(
     output: Any,
     runs: Mapping[str, Curves],
@@ -433,6 +439,7 @@ def plot_curves(
     """
     if x not in X_AXES:
         raise CurvesError(f"x must be one of {', '.join(X_AXES)}, not {x!r}")
+    _check_ylim(ylim)
     if not runs:
         raise CurvesError("no runs to plot")
     if metric != "loss" and not any(metric in v for c in runs.values() for v in c.valid):
@@ -487,6 +494,7 @@ def plot_curves_runs(run_dirs: list[str | Path], output: Any, x: str = "step", m
                      ylim: tuple[float, float] | None = None, title: str = "") -> Any:
     """``graves plot curves``: learning curves of run folders, each labelled with its folder's name; skipped
     lines (see :func:`read_metrics`) are named in a warning on stderr."""
+    _check_ylim(ylim)  # before any reading
     runs: dict[str, Curves] = {}
     for d in run_dirs:
         p = Path(d)
