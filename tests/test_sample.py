@@ -1029,3 +1029,96 @@ def test_sampling_leaves_denormal_flushing_as_the_caller_set_it(tmp_path):
             assert _flushing_denormals() is setting
     finally:
         torch.set_flush_denormal(before)
+
+
+# ---------------------------------------------------------------- found in the session-16 review
+
+
+def test_a_batch_too_large_is_written_a_few_lines_at_a_time(tmp_path, monkeypatch):
+    import graves.sample as S
+
+    ckpt = str(toy_checkpoint(tmp_path / "ckpt"))
+    primer = S.load_styles()[0]
+    lines = ["ab", "abc", "a", "abcd", "ab"]
+    cells = [S.write_cells([ln], primer) for ln in lines]
+    assert S.write_cells(lines, primer) == 5 * 4 * (len(primer.offsets) + 40 * 4 + 1) * (len(primer.text) + 1 + 4 + 1)
+    monkeypatch.setattr(S, "MAX_BATCH_CELLS", 2 * max(cells))
+    parts = S._batches(lines, primer, 4)
+    assert [i for p in parts for i in range(len(lines))[p]] == list(range(len(lines)))  # all, in order
+    assert len(parts) > 1 and all(S.write_cells(lines[p], primer) <= S.MAX_BATCH_CELLS for p in parts)
+    monkeypatch.setattr(S, "MAX_BATCH_CELLS", 1)  # one line a batch: a single line is never refused
+    assert S._batches(lines, primer, 4) == [slice(i, i + 1) for i in range(5)]
+    calls = []
+    real = S.synthesize
+    def spy(net, alphabet, texts, **kw):  # the batches write() asks for (not racing's inner call)
+        if "_groups" not in kw:
+            calls.append(list(texts))
+        return real(net, alphabet, texts, **kw)
+
+    monkeypatch.setattr(S, "synthesize", spy)
+    hw = S.write("ab abc a", model=ckpt, width=3, retries=0)
+    assert hw.lines == ["ab", "abc", "a"] and calls == [["ab"], ["abc"], ["a"]]
+
+
+def test_a_style_given_as_a_numpy_integer_is_that_style():
+    from graves.sample import write
+
+    a = write("hi", style=np.int64(1), seed=3, retries=0, candidates=1)
+    b = write("hi", style=1, seed=3, retries=0, candidates=1)
+    np.testing.assert_array_equal(a.results[0].offsets, b.results[0].offsets)
+
+
+def test_only_an_svg_page_can_be_animated(tmp_path):
+    from graves.render import RenderError
+
+    hw = write_hw_for_render()
+    for name in ("page.png", "page.pdf"):
+        with pytest.raises(RenderError, match="only an SVG page"):
+            hw.save(tmp_path / name, animate=100)
+        assert not (tmp_path / name).exists()
+    assert "animation-delay" in hw.save(tmp_path / "page.svg", animate=100).read_text()
+
+
+def write_hw_for_render():
+    from graves.sample import write
+
+    return write("hi", seed=0, retries=0, candidates=1)
+
+
+def test_the_style_sheet_labels_each_line_with_its_style_and_wants_one_line(tmp_path, capsys):
+    from graves import cli
+    from graves.sample import load_styles, style_sheet
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    styles = load_styles()[:2]
+    hw = style_sheet(styles, "abc", model=str(ckpt), seed=1)
+    assert hw.labels == ["style 0", "style 1"] and ">style 1<" in hw.svg()
+    for bad in ("", "  ", "ab\ncd"):
+        with pytest.raises(SampleError, match="one line of text"):
+            style_sheet(styles, bad, model=str(ckpt))
+    sheet = tmp_path / "sheet.svg"
+    assert cli.main(["styles", "show", "--text", "", "-o", str(sheet)]) == 2
+    assert "one line of text" in capsys.readouterr().err and not sheet.exists()
+    assert cli.main(["styles", "show", "--text", "5 \u20ac", "-o", str(sheet)]) == 2
+    err = capsys.readouterr().err
+    assert "'\u20ac'" in err and "--text" in err and "--substitute" not in err
+
+
+def test_the_style_sheet_warns_by_style_when_a_style_s_line_is_cut(tmp_path, capsys, monkeypatch):
+    import graves.sample as S
+    from graves import cli
+
+    real = S.write
+
+    def late_second_style(text, **kw):  # style 1's line is cut in two pieces, the second unfinished
+        hw = real(text, **kw)
+        if kw["prime"].source == "style 1":
+            r = hw.results[0]
+            return S.Handwriting([text[:2], text[2:]], [r, replace(r, finished=False)])
+        return hw
+
+    monkeypatch.setattr(S, "write", late_second_style)
+    sheet = tmp_path / "sheet.svg"
+    assert cli.main(["styles", "show", "--text", "abcd", "-o", str(sheet)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: style 1 did not reach the end" in err and "labelled" in err

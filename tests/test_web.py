@@ -304,3 +304,126 @@ def test_serve_on_a_taken_port_is_a_one_line_error(monkeypatch, capsys):
         assert main(["serve", "--port", str(port)]) == 2
     out = capsys.readouterr()
     assert f"cannot listen on 127.0.0.1:{port}" in out.err and "writing at" not in out.out
+
+
+# ---------------------------------------------------------------- found in the session-16 review
+
+
+def test_a_page_too_large_as_a_whole_is_refused_before_it_is_written(monkeypatch):
+    """Many short lines under a long primer: each field within its limit, their product gigabytes."""
+    import graves.web as web
+
+    monkeypatch.setattr(web, "_render", lambda *a: pytest.fail("a refused page must not be written"))
+    small = TestClient(create_app(limits=Limits(max_chars=400, max_cells=2_000_000)))
+    prime = {"strokes": [[[i, i % 7] for i in range(800)]], "text": "a long transcription " * 4}
+    r = _post(small, {"text": "a\n" * 40, "prime": prime})
+    assert r.status_code == 413 and "too large" in r.json()["error"] and "shorter sample" in r.json()["error"]
+    # the same text alone is small: 40 lines x 4 candidates x 41 steps x 2 characters
+    monkeypatch.undo()
+    assert _post(small, {"text": "a\n" * 40}).status_code == 200
+
+
+def test_the_length_limit_counts_the_text_as_substituted(client):
+    r = _post(client, {"text": "\u2487" * 20, "substitute": True})  # ⒇ → "(20)": 80 characters
+    assert r.status_code == 413 and "80 characters after substitution" in r.json()["error"]
+    assert _post(client, {"text": "\u2487" * 15, "substitute": True}).status_code == 200
+
+
+def test_the_window_picture_draws_characters_no_font_has(client):
+    r = _post(client, {"text": "a\ud800b", "substitute": True, "format": "window"})
+    assert r.status_code == 200 and r.content.startswith(b"\x89PNG"), r.text[:300]
+
+
+def test_a_failure_is_one_line_in_the_log_and_the_answer(monkeypatch, capsys):
+    import graves.web as web
+
+    def broken(*args, **kwargs):
+        raise TypeError("first line\nsecond line\nthird line")
+
+    monkeypatch.setattr(web, "_render", broken)
+    r = _post(TestClient(create_app()), {"text": "hi"})
+    assert r.status_code == 500 and r.json()["error"] == "the server failed: TypeError: first line"
+    assert capsys.readouterr().err == "graves serve: error: TypeError: first line\n"
+
+
+def test_a_transcription_the_model_cannot_write_is_refused_in_the_pages_words(client):
+    prime = {"strokes": _drawn(0), "text": "5 \u20ac"}
+    r = _post(client, {"text": "hi", "prime": prime})
+    assert r.status_code == 422 and "'\u20ac'" in r.json()["error"] and "--" not in r.json()["error"]
+
+
+def test_only_the_servers_own_page_can_make_it_write():
+    local = TestClient(create_app(hosts=web_hosts()), base_url="http://127.0.0.1:8000")
+    ok = {"Content-Type": "application/json"}
+    assert local.post("/api/write", content='{"text": "hi"}', headers=ok).status_code == 200
+    assert local.post("/api/write", content='{"text": "hi"}', headers={
+        **ok, "Origin": "http://127.0.0.1:8000"}).status_code == 200
+    # DNS rebinding: a foreign name that resolves here
+    r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Host": "evil.example:8000"})
+    assert r.status_code == 421 and "evil.example" in r.json()["error"]
+    # another site's page
+    r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Origin": "http://evil.example"})
+    assert r.status_code == 403 and "evil.example" in r.json()["error"]
+    # a cross-site form or a "simple" fetch, which the browser sends without asking first
+    r = local.post("/api/write", content='{"text": "hi"}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+    # the names of this machine, with and without a port
+    v6 = TestClient(create_app(hosts=web_hosts()), base_url="http://[::1]:8000")
+    assert v6.post("/api/write", content='{"text": "hi"}', headers=ok).status_code == 200
+
+
+def web_hosts():
+    from graves.web import LOOPBACK_NAMES
+
+    return LOOPBACK_NAMES
+
+
+def test_serve_listens_on_ipv6_loopback(monkeypatch, capsys):
+    import socket
+
+    import uvicorn
+
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            pass
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    assert main(["serve", "--host", "::1", "--port", "8124"]) == 0
+    assert calls[0]["host"] == "::1" and "http://[::1]:8124/" in capsys.readouterr().out
+
+
+def test_a_name_that_does_not_resolve_is_not_called_a_taken_port(monkeypatch, capsys):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: pytest.fail("uvicorn should not start"))
+    assert main(["serve", "--host", "no-such-host.invalid", "--port", "8125"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen on no-such-host.invalid" in err and "another --port" not in err
+
+
+def test_a_request_whose_client_left_while_it_waited_is_not_written(monkeypatch):
+    import asyncio
+
+    import graves.web as web
+
+    monkeypatch.setattr(web, "_render", lambda *a: pytest.fail("nobody is waiting for this page"))
+    app = create_app()
+    body = json.dumps({"text": "hi"}).encode()
+    messages = [{"type": "http.request", "body": body, "more_body": False}, {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/api/write", "raw_path": b"/api/write", "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                                          (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499

@@ -139,7 +139,7 @@ def _cmd_styles(a: argparse.Namespace) -> int:
     if a.action == "show":
         outputs = sample._check_outputs(a.output)  # suffixes and permissions, before any sampling
         styles = sample.load_styles(a.styles or a.model)
-        text, bias = a.text or sample.STYLE_SHEET_TEXT, a.bias
+        text, bias = sample.STYLE_SHEET_TEXT if a.text is None else a.text, a.bias
     else:
         if a.texts and len(a.texts) != len(a.seeds):
             raise sample.SampleError(f"{len(a.texts)} texts for {len(a.seeds)} seeds")
@@ -171,10 +171,11 @@ def _cmd_styles(a: argparse.Namespace) -> int:
     if outputs:
         sheet = sample.style_sheet(styles, text, model=a.model, bias=bias, seed=a.seed)
         for p in outputs:
-            print(f"wrote {sheet.save(p)}: line i in style i", file=sys.stderr)
+            print(f"wrote {sheet.save(p)}: a line in each style, labelled", file=sys.stderr)
         if sheet.unfinished:
-            print(f"graves: warning: style(s) {[i - 1 for i in sheet.unfinished]} did not reach the end of the line "
-                  "in the step cap", file=sys.stderr)
+            late = sorted({sheet.labels[i - 1] for i in sheet.unfinished}, key=lambda s: int(s.split()[-1]))
+            print(f"graves: warning: {', '.join(late)} did not reach the end of the line in the step cap",
+                  file=sys.stderr)
     return 0
 
 

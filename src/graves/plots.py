@@ -213,7 +213,8 @@ def plot_window(
     ax.imshow(phi.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
               extent=(-0.5, phi.shape[0] - 0.5, 0.5, U + 0.5))
     ax.set_yticks(np.arange(1, U + 1))
-    ax.set_yticklabels(["␣" if ch == " " else ch for ch in text[:U]], fontsize=7)
+    # a space shown as ␣; what no font draws (a lone surrogate, a control character) as U+FFFD
+    ax.set_yticklabels(["␣" if ch == " " else ch if ch.isprintable() else "\ufffd" for ch in text[:U]], fontsize=7)
     ax.set_xlabel("time step t")
     ax.set_ylabel("text position u")
     ax.set_title(title or "window weights φ(t, u)")

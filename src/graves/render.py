@@ -427,6 +427,8 @@ def save(path: str | os.PathLike, lines: Any, labels: Sequence[str | None] | Non
     options (ink, pen width, page colour, animation) mean nothing to a plotter path and are left out."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if options.get("animate") is not None and suffix in (".png", ".pdf"):
+        raise RenderError(f"cannot animate {path.name}: only an SVG page can be drawn as it was written")
     if suffix == ".svg":
         data = to_svg(lines, labels, **options).encode("utf-8")
     elif suffix == ".png":

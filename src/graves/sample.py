@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import sys
 import textwrap
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_RETRIES",
     "DEFAULT_STEPS_PER_CHAR",
+    "MAX_BATCH_CELLS",
     "SampleError",
     "SynthesisResult",
     "denormalise",
@@ -67,6 +69,7 @@ __all__ = [
     "synthesize",
     "wrap_text",
     "write",
+    "write_cells",
     "write_to_files",
     "Handwriting",
 ]
@@ -93,6 +96,11 @@ DEFAULT_RETRIES = 5
 #: (see :func:`synthesize`). Ours, not the paper's: measured by ``bench/legibility.py``
 #: (docs/sampling-notes.md, "Racing candidates").
 DEFAULT_CANDIDATES = 4
+
+#: ``graves write`` writes its lines in one batch unless the batch would record more than this many window
+#: weights φ(t, u) (:func:`write_cells`: 4 bytes each, so 200 MB): a long text under a long primer is then
+#: written a few lines at a time instead of asking for gigabytes at once. Ordinary pages fit in one batch.
+MAX_BATCH_CELLS = 50_000_000
 
 
 class SampleError(ConfigError):
@@ -915,17 +923,28 @@ def style_sheet(
     bias: float | None = None,
     seed: int = 0,
 ) -> Handwriting:
-    """One line per style: ``text`` written by ``model`` primed with ``styles[i]`` (line i, seed ``seed``
-    for every line, so the lines differ only by their style), to look at styles side by side and choose."""
+    """One line per style: ``text`` written by ``model`` primed with ``styles[i]`` (seed ``seed`` for every
+    line, so the lines differ only by their style), to look at styles side by side and choose. Each line
+    is labelled "style i" on the page; a style whose line lost its place in the text and was written
+    again in pieces (:func:`write`) has two or more lines with its label."""
     if not styles:
         raise SampleError("no styles to show")
+    if not isinstance(text, str) or not text.strip() or len(text.splitlines()) != 1:
+        raise SampleError(f"the style sheet writes one line of text in every style, got {text!r}")
+    from graves.data.alphabet import Alphabet, UnknownCharacterError
+
+    _, meta, _ = _cached_synthesizer(model)
+    if bad := Alphabet.from_dict(meta["alphabet"]).unknown_characters(text):
+        raise UnknownCharacterError(bad, text, hint="write the sheet's line in characters the model has (--text)")
     lines: list[str] = []
     results: list[SynthesisResult] = []
-    for primer in styles:
-        hw = write(text, model=model, bias=bias, seed=seed, width=max(len(text), 1), prime=primer)
+    labels: list[str | None] = []
+    for i, primer in enumerate(styles):
+        hw = write(text, model=model, bias=bias, seed=seed, width=len(text), prime=primer)
         lines += hw.lines
         results += hw.results
-    return Handwriting(lines, results)
+        labels += [f"style {i}"] * len(hw.lines)
+    return Handwriting(lines, results, labels)
 
 
 # ============================================================================================ pages
@@ -997,10 +1016,12 @@ class Handwriting:
         lines: the page's lines as written (after wrapping and any substitution); ``""`` for a blank line.
         results: one :class:`SynthesisResult` per line (``offsets`` in raw IAM units, y up; the window
             weights ``phi``; whether the end-of-text rule ``finished`` the line).
+        labels: None, or a label per line that the page draws above it (:func:`style_sheet`'s "style i").
     """
 
     lines: list[str]
     results: list[SynthesisResult]
+    labels: list[str | None] | None = None
 
     def __repr__(self) -> str:
         points = sum(len(r.offsets) for r in self.results)
@@ -1028,26 +1049,26 @@ class Handwriting:
         by stroke as it was written, at 100 pen points a second)."""
         from graves.render import to_svg
 
-        return to_svg(self.offsets, **options)
+        return to_svg(self.offsets, **{"labels": self.labels, **options})
 
     def png(self, **options: Any) -> bytes:
         """The page as PNG bytes; ``options`` as :func:`graves.render.to_png`."""
         from graves.render import to_png
 
-        return to_png(self.offsets, **options)
+        return to_png(self.offsets, **{"labels": self.labels, **options})
 
     def pdf(self, **options: Any) -> bytes:
         """The page as PDF bytes (vector paths); ``options`` as :func:`graves.render.to_pdf`."""
         from graves.render import to_pdf
 
-        return to_pdf(self.offsets, **options)
+        return to_pdf(self.offsets, **{"labels": self.labels, **options})
 
     def save(self, path: str | Path, **options: Any) -> Path:
         """Write the page to ``path`` (.svg, .png, .pdf, or .json plotter polylines), atomically; ``options`` go
         to the renderer (see :meth:`svg`)."""
         from graves.render import save
 
-        return save(path, self.offsets, **options)
+        return save(path, self.offsets, **{"labels": self.labels, **options})
 
 
 _MODEL_CACHE: dict[tuple, tuple[Any, dict[str, Any], Path]] = {}
@@ -1157,6 +1178,8 @@ def write(
             raise SampleError("styles live beside a checkpoint folder: with a (model, meta) pair, pass "
                               "prime=load_styles(FOLDER)[N] instead of style=N")
         styles = load_styles(where)
+        if not isinstance(style, bool) and isinstance(style, numbers.Integral):
+            style = int(style)  # numpy integers too
         if isinstance(style, bool) or not isinstance(style, int) or not 0 <= style < len(styles):
             raise SampleError(f"no style {style!r}: this model has styles 0..{len(styles) - 1}")
         primer = styles[style]
@@ -1212,12 +1235,40 @@ def write(
 MIN_SPLIT_CHARS = 10
 
 
+def write_cells(lines: Sequence[str], primer: Primer | None = None, candidates: int = DEFAULT_CANDIDATES,
+                max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR) -> int:
+    """How much one batch of ``lines`` asks of the sampler: the cells of its record of the window weights
+    φ(t, u), rows (lines × racing candidates) × pen steps (the primer's points and the step cap of the
+    longest line) × characters (the primer's transcription and the longest line). Memory is 4 bytes a cell,
+    and the window's work per step grows with the same product."""
+    if not lines:
+        return 0
+    longest = max(len(ln) for ln in lines)
+    points = len(primer.offsets) if primer is not None else 0
+    chars = len(primer.text) + 1 if primer is not None else 0
+    return len(lines) * max(candidates, 1) * (points + max_steps_per_char * longest + 1) * (chars + longest + 1)
+
+
+def _batches(lines: list[str], primer: Primer | None, candidates: int) -> list[slice]:
+    """``lines`` cut into consecutive batches of at most :data:`MAX_BATCH_CELLS` cells (one line at least)."""
+    out, start = [], 0
+    for end in range(1, len(lines) + 1):
+        if end - start > 1 and write_cells(lines[start:end], primer, candidates) > MAX_BATCH_CELLS:
+            out.append(slice(start, end - 1))
+            start = end - 1
+    out.append(slice(start, len(lines)))
+    return out
+
+
 def _write_lines(net: Any, alphabet: Any, lines: list[str], gens: list[torch.Generator], primer: Primer | None,
                  kw: dict[str, Any]) -> list[list[tuple[str, SynthesisResult]]]:
     """:func:`synthesize` ``lines``; each comes back as [(text, result)], or, if unfinished after its
     retries and longer than :data:`MIN_SPLIT_CHARS`, as the pieces of it re-wrapped at half its length,
-    written the same way (each piece's generator seeded from the line's own, so it stays reproducible)."""
-    results = synthesize(net, alphabet, lines, generator=gens, primer=primer, **kw)
+    written the same way (each piece's generator seeded from the line's own, so it stays reproducible).
+    The lines go in one batch, or in several when one would be too large (:data:`MAX_BATCH_CELLS`)."""
+    results: list[SynthesisResult] = []
+    for part in _batches(lines, primer, kw.get("candidates", DEFAULT_CANDIDATES)):
+        results += synthesize(net, alphabet, lines[part], generator=gens[part], primer=primer, **kw)
     groups: list[list[tuple[str, SynthesisResult]]] = []
     todo: list[tuple[int, list[str], list[torch.Generator]]] = []
     for i, (text, g, r) in enumerate(zip(lines, gens, results)):

@@ -15,10 +15,14 @@ for a malformed request (not JSON, a field of the wrong type), 413 for one over 
 length, upload size, primer points), 422 for a well-formed one the model cannot write (an empty text,
 a character outside its alphabet, a bad colour, an unusable primer); anything else would be a bug, and
 comes as a JSON 500 with one line in the server's log. Writing is CPU-bound, so requests are written
-one at a time, in a worker thread, while the server keeps answering the others.
+one at a time, in a worker thread, while the server keeps answering the others; a request whose
+client has gone by its turn is not written.
 
-The server binds to 127.0.0.1 by default: it is a local tool. It has no accounts, no storage and no
-rate limit beyond the one-at-a-time queue; put it behind a real front end before exposing it.
+The server binds to 127.0.0.1 by default: it is a local tool. Served there, it answers only requests
+addressed to a loopback name (``Host``), so a web page elsewhere cannot reach it through DNS rebinding,
+and ``POST /api/write`` takes only ``Content-Type: application/json`` from its own page (``Origin``), so
+another site's page cannot make it write. It has no accounts, no storage and no rate limit beyond the
+one-at-a-time queue and :class:`Limits`; put it behind a real front end before exposing it.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from graves.data.alphabet import Alphabet, UnknownCharacterError
+from graves.data.alphabet import Alphabet, UnknownCharacterError, substitute_text
 from graves.data.primer import PrimerError, primer_from_json
 from graves.render import DEFAULT_PEN_SPEED
-from graves.sample import (DEFAULT_BIAS, SampleError, _cached_synthesizer, _check_bias, _check_render_options,
-                           load_styles, write)
+from graves.sample import (DEFAULT_BIAS, DEFAULT_CANDIDATES, SampleError, _cached_synthesizer, _check_bias,
+                           _check_render_options, load_styles, wrap_text, write, write_cells)
 
 __all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_request", "serve"]
 
@@ -60,14 +64,20 @@ class Limits:
     """What one request may ask for (the server's guard against runaway work).
 
     Attributes:
-        max_chars: characters of text (about 1 s of CPU per 40 with the shipped model).
+        max_chars: characters of text, after any substitution (ordinary text takes about 1 s of CPU per 40
+            with the shipped model; text unlike handwriting, such as one letter repeated, can take 10
+            times that).
         max_body: bytes of the request body.
         max_primer_points: points of a primer drawn on the page.
+        max_cells: the sampler's record of the window for the whole page (:func:`graves.sample.write_cells`:
+            lines × candidates × pen steps × characters, 4 bytes each). Each limit above may be within
+            bounds while their product is not: many short lines under a long primer.
     """
 
     max_chars: int = 400
     max_body: int = 1_000_000
     max_primer_points: int = 5_000
+    max_cells: int = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -133,8 +143,12 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     if unknown:
         raise WebError(400, f"unknown field(s) {', '.join(map(repr, unknown))}")
     text = _field(body, "text", (str,), "", "a string")
-    if len(text) > limits.max_chars:
-        raise WebError(413, f"the text has {len(text)} characters; this server writes at most {limits.max_chars}")
+    substitute = _field(body, "substitute", (bool,), False, "true or false")
+    # counted as it will be written: a substitution can turn one character into four ("⒇" → "(20)")
+    written = "\n".join(substitute_text(p) for p in text.splitlines()) if substitute else text
+    if len(written) > limits.max_chars:
+        raise WebError(413, f"the text has {len(written)} characters" + (" after substitution" if written != text
+                       else "") + f"; this server writes at most {limits.max_chars}")
     try:
         bias = _check_bias(_field(body, "bias", (int, float), DEFAULT_BIAS, "a number"))
     except SampleError as exc:
@@ -146,7 +160,6 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     if not 10 <= width <= 200:
         raise WebError(422, f"the line width must be 10 to 200 characters, got {width}")
     style = _field(body, "style", (int,), None, "an integer or null")
-    substitute = _field(body, "substitute", (bool,), False, "true or false")
     same_hand = _field(body, "same_hand", (bool,), False, "true or false")
     fmt = _field(body, "format", (str,), "svg", 'one of ' + ", ".join(map(repr, MEDIA_TYPES)))
     if fmt not in MEDIA_TYPES:
@@ -231,6 +244,61 @@ def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
     return data, headers
 
 
+def _check_cells(req: WriteRequest, styles: list[Any], limits: Limits) -> None:
+    """Refuse (413) a page whose sampling would be too large as a whole (:attr:`Limits.max_cells`)."""
+    text = "\n".join(substitute_text(p) for p in req.text.splitlines()) if req.substitute else req.text
+    lines = [ln for ln in wrap_text(text, req.width) if ln]
+    primer = req.prime
+    if primer is None and req.style is not None and 0 <= req.style < len(styles):
+        primer = styles[req.style]
+    cells = write_cells(lines, primer, DEFAULT_CANDIDATES)
+    if cells > limits.max_cells:
+        what = "with your handwriting's transcription" if req.prime is not None else "at once"
+        raise WebError(413, f"this page is too large to write {what}: {len(lines)} line(s) of up to "
+                            f"{max(map(len, lines))} characters would need {cells * 4 / 1e6:,.0f} MB "
+                            f"(this server allows {limits.max_cells * 4 / 1e6:,.0f}); write fewer lines at a time"
+                            + (", or draw a shorter sample of your handwriting" if req.prime is not None else ""))
+
+
+def _check_primer_text(req: WriteRequest, alphabet: Alphabet) -> None:
+    """Refuse (422), in the page's words, a transcription of the user's handwriting with characters the model
+    lacks (the library's own message names command-line flags)."""
+    if req.prime is None:
+        return
+    said = substitute_text(req.prime.text) if req.substitute else req.prime.text
+    if bad := alphabet.unknown_characters(said):
+        raise WebError(422, f"the model cannot write {', '.join(map(repr, bad))} in the transcription of your "
+                            "handwriting: change the transcription" + ("" if req.substitute else
+                                                                      ', or tick "replace characters the model '
+                                                                      'cannot write"'))
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port: "[::1]:8000" → "::1", "localhost:8000" → "localhost"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _check_origin(request: Any, hosts: frozenset[str] | None) -> None:
+    """Refuse a write that another site's page could have sent: a Host that is not one of ``hosts`` (421;
+    DNS rebinding), an ``Origin`` that is not this server (403), a body not declared as JSON (415; a
+    cross-site form or a "simple" fetch, which browsers send without asking first)."""
+    from urllib.parse import urlsplit
+
+    host = request.headers.get("host", "")
+    if hosts is not None and _host_name(host) not in hosts:
+        raise WebError(421, f"this server answers requests addressed to {', '.join(sorted(hosts))}, "
+                            f"not to {host[:60]!r}")
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower():
+        raise WebError(403, f"writing is for this server's own page, not for a page from {origin[:60]!r}")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise WebError(415, f"send the request as JSON (Content-Type: application/json), not {kind or 'untyped'}")
+
+
 async def _read_body(request: Any, max_body: int) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed ``max_body`` bytes: from its
     Content-Length before reading, or while reading a body sent without one (chunked)."""
@@ -251,11 +319,19 @@ async def _read_body(request: Any, max_body: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(model: Any = None, limits: Limits = Limits()):
+#: the names a server bound to a loopback address answers to (:func:`serve`)
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def create_app(model: Any = None, limits: Limits = Limits(), hosts: Any = None):
     """The ASGI app. ``model``: a synthesis checkpoint directory (None: the shipped model).
 
-    The model is loaded here, so a missing or corrupt checkpoint fails before the server starts.
+    ``hosts``: the names (without port) that requests must be addressed to, such as
+    :data:`LOOPBACK_NAMES` for a server on this machine only; None: any (the app behind a front end that
+    checks them). The model is loaded here, so a missing or corrupt checkpoint fails before the server
+    starts.
     """
+    hosts = None if hosts is None else frozenset(h.lower() for h in hosts)
     try:
         from starlette.applications import Starlette
         from starlette.concurrency import run_in_threadpool
@@ -310,16 +386,22 @@ def create_app(model: Any = None, limits: Limits = Limits()):
 
     async def api_write(request: Request) -> Response:
         try:
+            _check_origin(request, hosts)
             req = parse_write_request(await _read_body(request, limits.max_body), limits)
+            _check_primer_text(req, alphabet)
+            _check_cells(req, styles, limits)
             async with lock:  # one page at a time (each takes the sampler's thread; a queue, not a race)
+                if await request.is_disconnected():  # given up while it waited: nobody to write for
+                    return Response(status_code=499)
                 data, headers = await run_in_threadpool(_render, req, model)
         except WebError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         except (SampleError, UnknownCharacterError, PrimerError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         except Exception as exc:  # a bug: still JSON, so the page can show it, and a line in the log
-            print(f"graves serve: error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            return JSONResponse({"error": f"the server failed: {type(exc).__name__}: {exc}"}, status_code=500)
+            said = (str(exc).splitlines() or [""])[0][:300]
+            print(f"graves serve: error: {type(exc).__name__}: {said}", file=sys.stderr, flush=True)
+            return JSONResponse({"error": f"the server failed: {type(exc).__name__}: {said}"}, status_code=500)
         return Response(data, media_type=MEDIA_TYPES[req.format], headers=headers)
 
     routes = [
@@ -338,17 +420,23 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: 
         import uvicorn
     except ImportError:  # pragma: no cover - depends on the environment
         raise SampleError(NEEDS_WEB) from None
-    app = create_app(model, limits)
+    import errno
     import socket
 
+    local = host.lower() in LOOPBACK_NAMES
+    app = create_app(model, limits, hosts=LOOPBACK_NAMES if local else None)
     try:  # a taken port is a one-line error here, not a message and then uvicorn's exit
-        with socket.create_server((host, port)):
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
             pass
+    except socket.gaierror as exc:
+        raise SampleError(f"cannot listen on {host}: {exc.strerror or exc}") from None
     except OSError as exc:
-        raise SampleError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another server there? "
-                          "try another --port)") from None
-    if host not in ("127.0.0.1", "localhost", "::1"):
+        hint = " (is another server there? try another --port)" if exc.errno == errno.EADDRINUSE else ""
+        raise SampleError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    if not local:
         print(f"graves: warning: listening on {host}: anyone who can reach it can make this machine write "
               "(no accounts, no rate limit)", file=sys.stderr, flush=True)
-    print(f"graves: writing at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"graves: writing at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
