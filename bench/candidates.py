@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     bias = DEFAULT_BIAS if a.bias is None else a.bias
     model, alphabet, normaliser, what = L.load_model(a.model)
     print(f"model: {what}; bias {bias:g}; {a.k} candidates per text")
-    sets = [("sentences", [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()])]
+    sets = [("sentences", L.read_sentences(a.sentences))]
     val = L.validation_lines(a.data, a.n)
     if val is None:
         print("(no IAM-OnDB data found: set --data or GRAVES_DATA for the validation texts)")

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=50, help="--along: sentences to write")
     p.add_argument("--data", help="--along: the data root (default: $GRAVES_DATA)")
     a = p.parse_args(argv)
-    sents = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
+    sents = L.read_sentences(a.sentences)
     if a.along:
         return _along(a, sents)
     if a.lines < 3 or a.pages < 2:

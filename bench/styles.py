@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         styles = load_styles(where)
         raw_file = where if where.is_file() else where / "styles.json"
         seeds = [s.get("seed") for s in json.loads(raw_file.read_text(encoding="utf-8"))]
-    texts = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()][: a.n]
+    texts = L.read_sentences(a.sentences)[: a.n]
     if len(texts) < 2:
         p.error("need at least two sentences")
     print(f"model: {what}; styles: {raw_file or 'none'}; bias {bias:g}; {len(texts)} sentences")

@@ -29,6 +29,36 @@ def test_legibility_scores_edit_distance_cer_and_pace():
     assert leg.pace(lines, ["abcd", "abc", "ab"]) == pytest.approx(20.0)  # median of 5, 30, 20
 
 
+def test_the_floor_s_standard_error_is_grouped_by_form():
+    leg = _load("legibility")
+    x = [0.1, 0.5, 0.3, 0.9, 0.2, 0.4]
+    # one line a form: the cluster estimate is the plain one, up to its G / (G - 1) scaling vs ddof=1
+    plain = np.std(x, ddof=1) / np.sqrt(len(x))
+    assert leg.grouped_se(x, list("abcdef")) == pytest.approx(plain)
+    # two forms whose lines agree within the form: far fewer independent pieces, a larger error
+    same = [0.1, 0.1, 0.1, 0.9, 0.9, 0.9]
+    assert leg.grouped_se(same, list("aaabbb")) > np.std(same, ddof=1) / np.sqrt(6)
+    d = np.array(same) - np.mean(same)
+    assert leg.grouped_se(same, list("aaabbb")) == pytest.approx(np.sqrt((d[:3].sum() ** 2 + d[3:].sum() ** 2) * 2) / 6)
+    assert leg.grouped_se(x, ["a"] * 6) == 0.0  # one group: no estimate
+
+
+def test_the_held_out_sentences_are_new_and_writable():
+    from graves.data.alphabet import Alphabet
+    from graves.sample import _cached_synthesizer
+
+    leg = _load("legibility")
+    tuned, held = leg.read_sentences(BENCH / "sentences.txt"), leg.read_sentences(BENCH / "sentences-heldout.txt")
+    assert len(tuned) == len(held) == 50 and not set(tuned) & set(held)
+    alphabet = Alphabet.from_dict(_cached_synthesizer(None)[1]["alphabet"])
+    assert not [s for s in held if alphabet.unknown_characters(s)]
+    text = "".join(held)
+    # what the criterion asks of them: capitals, digits, punctuation and rare letters
+    assert sum(c.isupper() for c in text) >= 50 and sum(c.isdigit() for c in text) >= 40
+    assert all(sum(s.lower().count(c) for s in held) >= 5 for c in "qxz")
+    assert set(",.;:!?'\"-()") <= set(text)
+
+
 def test_legibility_levels_lines_and_reads_ocr_quotes_as_ascii():
     leg = _load("legibility")
     # a straight stroke rising at 30 degrees, levelled: its points end on one height

@@ -535,7 +535,10 @@ def synthesize(
 
     Each line has its own text, length, bias, primer and generator; the batch is padded to the longest
     text (padding rows of c are zero, so they add nothing to w_t), and a line leaves the batch as soon as
-    it stops, so its result does not depend on its batch-mates.
+    it stops, so its random draws do not depend on its batch-mates. Its floats may, in their last bits (a
+    batched matrix product can take another kernel at another batch size), and over a long line such a
+    difference can tip a draw: the same lines in the same batch give the same strokes, bit for bit; one
+    line written alone may come out otherwise.
 
     * **End of text** (Section 5.3): a line stops as soon as φ(t, U+1) > φ(t, u) for all u ≤ U, U its
       text's length (:func:`end_of_text`); the point of that step is not drawn.
