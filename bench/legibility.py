@@ -19,8 +19,8 @@ Reported, side by side in one run:
 (a) real IAM-OnDB validation lines and their transcriptions: the OCR's own error rate on real
     handwriting. First the N lines spread evenly over ``testset_v`` whose texts (b) writes (a paired
     comparison), then, with ``--real 0`` (the default), **every** validation line: the floor to compare
-    against, since one sample of 50 writers is noisy (session 16: the evenly spread 50 read 0.422, the
-    easiest of the 29 such samples; all 1,438 lines read 0.476). Its standard error is grouped by form
+    against, since one sample of 50 writers is noisy (session 16: the evenly spread 50 read 0.422, among
+    the easiest of 29 such samples; all 1,438 lines read 0.476). Its standard error is grouped by form
     (lines of one form share a writer and a page), not line by line;
 (b) the synthesis net writing the same N texts at biases 0, 0.5, 0.75 (``graves write``'s default), 1
     and 2 (eqs. 61–62), each line unprimed and as ``graves write`` writes it: ``--candidates`` candidates

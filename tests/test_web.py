@@ -253,7 +253,7 @@ def test_graves_serve_runs_uvicorn_on_the_address_asked(host, warned, monkeypatc
     assert main(["serve", "--host", host, "--port", "8123", "--max-chars", "99"]) == 0
     (app, kw), = calls
     assert kw["host"] == host and kw["port"] == 8123
-    assert TestClient(app).get("/api/info").json()["max_chars"] == 99
+    assert TestClient(app, base_url="http://127.0.0.1:8123").get("/api/info").json()["max_chars"] == 99
     out = capsys.readouterr()
     assert f"http://{host}:8123/" in out.out
     assert ("warning: listening on 0.0.0.0" in out.err) == warned
@@ -360,7 +360,7 @@ def test_only_the_servers_own_page_can_make_it_write():
         **ok, "Origin": "http://127.0.0.1:8000"}).status_code == 200
     # DNS rebinding: a foreign name that resolves here
     r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Host": "evil.example:8000"})
-    assert r.status_code == 421 and "evil.example" in r.json()["error"]
+    assert r.status_code == 421 and "evil.example" in r.json()["error"] and "--allow-host" in r.json()["error"]
     # another site's page
     r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Origin": "http://evil.example"})
     assert r.status_code == 403 and "evil.example" in r.json()["error"]
@@ -427,3 +427,58 @@ def test_a_request_whose_client_left_while_it_waited_is_not_written(monkeypatch)
              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
     asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
+
+
+def test_every_route_answers_only_the_allowed_names():
+    app = TestClient(create_app(hosts=web_hosts()), base_url="http://evil.example:8000")
+    for path in ("/", "/api/info", "/api/styles/0.svg", "/static/app.js"):
+        r = app.get(path)
+        assert r.status_code == 421 and "--allow-host" in r.json()["error"], path
+
+
+def test_behind_a_reverse_proxy_the_allowed_name_may_write(monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
+    assert main(["serve", "--port", "8126", "--allow-host", "graves.example.com"]) == 0
+    ok = {"Content-Type": "application/json"}
+    # a proxy that keeps the Host
+    kept = TestClient(calls[0], base_url="https://graves.example.com")
+    assert kept.post("/api/write", content='{"text": "hi"}', headers={
+        **ok, "Origin": "https://graves.example.com"}).status_code == 200
+    # a proxy that rewrites the Host to the local address: the page's Origin is still the public name
+    local = TestClient(calls[0], base_url="http://127.0.0.1:8126")
+    assert local.post("/api/write", content='{"text": "hi"}', headers={
+        **ok, "Origin": "https://graves.example.com"}).status_code == 200
+    r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Origin": "https://other.example"})
+    assert r.status_code == 403
+    # another local port is not this server's page
+    r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Origin": "http://localhost:3000"})
+    assert r.status_code == 403
+    # on a public address with names given, only those names
+    calls.clear()
+    assert main(["serve", "--host", "0.0.0.0", "--port", "8126", "--allow-host", "graves.example.com"]) == 0
+    assert TestClient(calls[0], base_url="http://evil.example").get("/api/info").status_code == 421
+    assert TestClient(calls[0], base_url="http://graves.example.com").get("/api/info").status_code == 200
+
+
+def test_the_work_budget_counts_the_transcription_as_substituted(monkeypatch):
+    import graves.web as web
+
+    monkeypatch.setattr(web, "_render", lambda *a: pytest.fail("a refused page must not be written"))
+    strokes = [[[i, i % 7] for i in range(400)]]
+    limits = Limits(max_chars=400, max_cells=2_000_000)
+    app = TestClient(create_app(limits=limits))
+    # "⒇" is "(20)" once substituted: the transcription is four times longer than it looks
+    body = {"text": "a\n" * 10, "prime": {"strokes": strokes, "text": "\u2487" * 60}, "substitute": True}
+    from graves.sample import write_cells
+    from graves.data.primer import primer_from_json
+
+    primer = primer_from_json(body["prime"])
+    assert write_cells(["a"] * 10, primer) <= limits.max_cells < write_cells(["a"] * 10, primer, substitute=True)
+    r = _post(app, body)
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+    long = {"text": "hi", "prime": {"strokes": strokes, "text": "\u2487" * 101}, "substitute": True}
+    r = _post(app, long)
+    assert r.status_code == 413 and "after substitution" in r.json()["error"]

@@ -208,7 +208,7 @@ def _cmd_serve(a: argparse.Namespace) -> int:
         raise SampleError(f"--max-chars must be at least 1, got {a.max_chars}")
     from graves.web import Limits, serve
 
-    serve(host=a.host, port=a.port, model=a.model, limits=Limits(max_chars=a.max_chars))
+    serve(host=a.host, port=a.port, model=a.model, limits=Limits(max_chars=a.max_chars), allow_hosts=a.allow_host)
     return 0
 
 
@@ -360,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     sv.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
     sv.add_argument("--max-chars", type=int, default=400, help="the longest text one request may ask for")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="another name the page is reached by, such as a reverse proxy's (repeatable); requests "
+                         "to other names, and writes from other sites' pages, are refused")
     sv.set_defaults(func=_cmd_serve)
 
     t = sub.add_parser("train", help="train an experiment from a TOML config")

@@ -1119,7 +1119,8 @@ def write(
     >>> hw.save("hello.svg", colour="navy")            # doctest: +SKIP
 
     The text is wrapped into lines of at most ``width`` characters (at spaces) and every line is written
-    in one batch, line i with the generator ``line_generators(seed, n)[i]``. With a style, every line is
+    in one batch (or a few, for a page too large for one: :data:`MAX_BATCH_CELLS`), line i with the generator
+    ``line_generators(seed, n)[i]``. With a style, every line is
     primed (SPEC §4) with it, so the hand stays the same from line to line: a shipped style (``style``) or
     the user's own handwriting (``prime`` + ``prime_text``: JSON strokes, InkML, an IAM-OnDB line id, or a
     :class:`~graves.data.primer.Primer`; see :mod:`graves.data.primer`). With neither, every line is
@@ -1239,24 +1240,26 @@ MIN_SPLIT_CHARS = 10
 
 
 def write_cells(lines: Sequence[str], primer: Primer | None = None, candidates: int = DEFAULT_CANDIDATES,
-                max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR) -> int:
+                max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR, substitute: bool = False) -> int:
     """How much one batch of ``lines`` asks of the sampler: the cells of its record of the window weights
     φ(t, u), rows (lines × racing candidates) × pen steps (the primer's points and the step cap of the
-    longest line) × characters (the primer's transcription and the longest line). Memory is 4 bytes a cell,
-    and the window's work per step grows with the same product."""
+    longest line) × characters (the primer's transcription, as substituted with ``substitute``, and the
+    longest line). Memory is 4 bytes a cell, and the window's work per step grows with the same product."""
     if not lines:
         return 0
     longest = max(len(ln) for ln in lines)
     points = len(primer.offsets) if primer is not None else 0
-    chars = len(primer.text) + 1 if primer is not None else 0
+    said = None if primer is None else substitute_text(primer.text) if substitute else primer.text
+    chars = len(said) + 1 if said is not None else 0
     return len(lines) * max(candidates, 1) * (points + max_steps_per_char * longest + 1) * (chars + longest + 1)
 
 
-def _batches(lines: list[str], primer: Primer | None, candidates: int) -> list[slice]:
+def _batches(lines: list[str], primer: Primer | None, candidates: int, substitute: bool = False) -> list[slice]:
     """``lines`` cut into consecutive batches of at most :data:`MAX_BATCH_CELLS` cells (one line at least)."""
     out, start = [], 0
     for end in range(1, len(lines) + 1):
-        if end - start > 1 and write_cells(lines[start:end], primer, candidates) > MAX_BATCH_CELLS:
+        if end - start > 1 and write_cells(lines[start:end], primer, candidates,
+                                           substitute=substitute) > MAX_BATCH_CELLS:
             out.append(slice(start, end - 1))
             start = end - 1
     out.append(slice(start, len(lines)))
@@ -1270,7 +1273,7 @@ def _write_lines(net: Any, alphabet: Any, lines: list[str], gens: list[torch.Gen
     written the same way (each piece's generator seeded from the line's own, so it stays reproducible).
     The lines go in one batch, or in several when one would be too large (:data:`MAX_BATCH_CELLS`)."""
     results: list[SynthesisResult] = []
-    for part in _batches(lines, primer, kw.get("candidates", DEFAULT_CANDIDATES)):
+    for part in _batches(lines, primer, kw.get("candidates", DEFAULT_CANDIDATES), kw.get("substitute", False)):
         results += synthesize(net, alphabet, lines[part], generator=gens[part], primer=primer, **kw)
     groups: list[list[tuple[str, SynthesisResult]]] = []
     todo: list[tuple[int, list[str], list[torch.Generator]]] = []

@@ -19,10 +19,12 @@ one at a time, in a worker thread, while the server keeps answering the others; 
 client has gone by its turn is not written.
 
 The server binds to 127.0.0.1 by default: it is a local tool. Served there, it answers only requests
-addressed to a loopback name (``Host``), so a web page elsewhere cannot reach it through DNS rebinding,
-and ``POST /api/write`` takes only ``Content-Type: application/json`` from its own page (``Origin``), so
-another site's page cannot make it write. It has no accounts, no storage and no rate limit beyond the
-one-at-a-time queue and :class:`Limits`; put it behind a real front end before exposing it.
+addressed to a loopback name or to a name given with ``--allow-host`` (``Host``; 421 otherwise), so a
+web page elsewhere cannot reach it through DNS rebinding, and ``POST /api/write`` takes only
+``Content-Type: application/json`` from its own page (``Origin``: this server's address, or a name given
+with ``--allow-host``, as behind a reverse proxy), so another site's page cannot make it write. It has no
+accounts, no storage and no rate limit beyond the one-at-a-time queue and :class:`Limits`; put it behind
+a real front end before exposing it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from graves.sample import (DEFAULT_BIAS, DEFAULT_CANDIDATES, SampleError, _cache
 __all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_request", "serve"]
 
 STATIC = resources.files("graves.web") / "static"
+
+#: the names a server bound to a loopback address answers to (:func:`serve`)
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 NEEDS_WEB = "the web page needs Starlette and uvicorn: pip install -e '.[web]' in a checkout of graves"
 
@@ -193,8 +198,9 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
             raise WebError(400, '"prime" must be {"strokes": [...], "text": "what the strokes say"}')
         if not data["text"].strip():
             raise WebError(422, "write what your handwriting says (its transcription), so the model can follow it")
-        if len(data["text"]) > limits.max_chars:
-            raise WebError(413, f"the transcription has more than {limits.max_chars} characters")
+        if len(substitute_text(data["text"]) if substitute else data["text"]) > limits.max_chars:
+            raise WebError(413, f"the transcription has more than {limits.max_chars} characters"
+                                + (" after substitution" if substitute else ""))
         strokes = data.get("strokes")
         points = sum(len(s) for s in strokes if isinstance(s, list)) if isinstance(strokes, list) else 0
         if points > limits.max_primer_points:
@@ -251,7 +257,7 @@ def _check_cells(req: WriteRequest, styles: list[Any], limits: Limits) -> None:
     primer = req.prime
     if primer is None and req.style is not None and 0 <= req.style < len(styles):
         primer = styles[req.style]
-    cells = write_cells(lines, primer, DEFAULT_CANDIDATES)
+    cells = write_cells(lines, primer, DEFAULT_CANDIDATES, substitute=req.substitute)
     if cells > limits.max_cells:
         what = "with your handwriting's transcription" if req.prime is not None else "at once"
         raise WebError(413, f"this page is too large to write {what}: {len(lines)} line(s) of up to "
@@ -281,19 +287,33 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _check_origin(request: Any, hosts: frozenset[str] | None) -> None:
-    """Refuse a write that another site's page could have sent: a Host that is not one of ``hosts`` (421;
-    DNS rebinding), an ``Origin`` that is not this server (403), a body not declared as JSON (415; a
-    cross-site form or a "simple" fetch, which browsers send without asking first)."""
-    from urllib.parse import urlsplit
+ALLOW_HOST_HINT = "serving it under another name (a reverse proxy)? start it with graves serve --allow-host NAME"
 
+
+def _check_host(request: Any, hosts: frozenset[str] | None) -> None:
+    """Refuse (421) a request addressed to a name that is not one of ``hosts`` (None: any): a page
+    elsewhere whose name was made to resolve to this machine (DNS rebinding)."""
     host = request.headers.get("host", "")
     if hosts is not None and _host_name(host) not in hosts:
         raise WebError(421, f"this server answers requests addressed to {', '.join(sorted(hosts))}, "
-                            f"not to {host[:60]!r}")
+                            f"not to {host[:60]!r}; {ALLOW_HOST_HINT}")
+
+
+def _check_origin(request: Any, hosts: frozenset[str] | None) -> None:
+    """Refuse a write that another site's page could have sent: an ``Origin`` that is neither this server's
+    address (the Host) nor a name of ``hosts`` other than the loopback ones (403; a name the user allowed,
+    as a reverse proxy that rewrites the Host), or a body not declared as JSON (415; a cross-site form or a
+    "simple" fetch, which browsers send without asking first)."""
+    from urllib.parse import urlsplit
+
+    host = request.headers.get("host", "").strip().lower()
     origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower():
-        raise WebError(403, f"writing is for this server's own page, not for a page from {origin[:60]!r}")
+    if origin is not None:
+        netloc = urlsplit(origin).netloc.lower()
+        named = (hosts or frozenset()) - LOOPBACK_NAMES
+        if netloc != host and not (netloc and _host_name(netloc) in named):
+            raise WebError(403, f"writing is for this server's own page, not for a page from {origin[:60]!r}; "
+                                + ALLOW_HOST_HINT)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise WebError(415, f"send the request as JSON (Content-Type: application/json), not {kind or 'untyped'}")
@@ -319,17 +339,13 @@ async def _read_body(request: Any, max_body: int) -> bytes:
     return b"".join(chunks)
 
 
-#: the names a server bound to a loopback address answers to (:func:`serve`)
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
 def create_app(model: Any = None, limits: Limits = Limits(), hosts: Any = None):
     """The ASGI app. ``model``: a synthesis checkpoint directory (None: the shipped model).
 
     ``hosts``: the names (without port) that requests must be addressed to, such as
-    :data:`LOOPBACK_NAMES` for a server on this machine only; None: any (the app behind a front end that
-    checks them). The model is loaded here, so a missing or corrupt checkpoint fails before the server
-    starts.
+    :data:`LOOPBACK_NAMES` for a server on this machine only, plus a reverse proxy's public name, which
+    writes may then also come from (``Origin``); None: any name, and writes only from the Host's own
+    address. The model is loaded here, so a missing or corrupt checkpoint fails before the server starts.
     """
     hosts = None if hosts is None else frozenset(h.lower() for h in hosts)
     try:
@@ -358,6 +374,16 @@ def create_app(model: Any = None, limits: Limits = Limits(), hosts: Any = None):
     }
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     lock = asyncio.Lock()
+
+    def guarded(handler):  # every route answers only the allowed names (DNS rebinding reads /api/info too)
+        async def run(request: Request) -> Response:
+            try:
+                _check_host(request, hosts)
+            except WebError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return await handler(request)
+
+        return run
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page)
@@ -405,17 +431,22 @@ def create_app(model: Any = None, limits: Limits = Limits(), hosts: Any = None):
         return Response(data, media_type=MEDIA_TYPES[req.format], headers=headers)
 
     routes = [
-        Route("/", index),
-        Route("/static/{name}", asset),
-        Route("/api/info", api_info),
-        Route("/api/styles/{n:int}.svg", api_style),
-        Route("/api/write", api_write, methods=["POST"]),
+        Route("/", guarded(index)),
+        Route("/static/{name}", guarded(asset)),
+        Route("/api/info", guarded(api_info)),
+        Route("/api/styles/{n:int}.svg", guarded(api_style)),
+        Route("/api/write", guarded(api_write), methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: Limits = Limits()) -> None:
-    """Run the page with uvicorn until interrupted (``graves serve``)."""
+def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: Limits = Limits(),
+          allow_hosts: Any = ()) -> None:
+    """Run the page with uvicorn until interrupted (``graves serve``).
+
+    ``allow_hosts``: more names the page may be reached by (``--allow-host``), such as a reverse proxy's.
+    On a loopback address the server answers those and the loopback names only; elsewhere, those only,
+    or any name when none is given (with a warning)."""
     try:
         import uvicorn
     except ImportError:  # pragma: no cover - depends on the environment
@@ -424,11 +455,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: 
     import socket
 
     local = host.lower() in LOOPBACK_NAMES
-    app = create_app(model, limits, hosts=LOOPBACK_NAMES if local else None)
+    extra = frozenset(_host_name(h) for h in allow_hosts if h.strip())
+    app = create_app(model, limits, hosts=LOOPBACK_NAMES | extra if local else extra or None)
     try:  # a taken port is a one-line error here, not a message and then uvicorn's exit
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.create_server((host, port), family=family):
-            pass
+        # every address of the name, as uvicorn (asyncio's create_server) binds them all
+        for family, *_, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            with socket.create_server(address[:2], family=family):
+                pass
     except socket.gaierror as exc:
         raise SampleError(f"cannot listen on {host}: {exc.strerror or exc}") from None
     except OSError as exc:
