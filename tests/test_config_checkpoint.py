@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -375,3 +376,18 @@ def test_a_path_too_long_is_one_line_but_other_os_errors_keep_their_traceback(tm
     monkeypatch.setattr(cli, "_parse", lambda argv: failing(errno.EMFILE))
     with pytest.raises(OSError, match="Too many open files"):  # not the input's fault: keeps its traceback
         cli.main([])
+
+
+def test_info_shows_a_validation_record_without_a_step(tmp_path, capsys):
+    """Found in review (session 16): a history record with no step was a ValueError from the format."""
+    from graves.cli import main
+    from graves.sample import shipped_model_dir
+
+    for name in ("model.safetensors", "checkpoint.json"):
+        shutil.copy(shipped_model_dir() / name, tmp_path / name)
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    for h in meta["history"]:
+        h.pop("step", None)
+    (tmp_path / "checkpoint.json").write_text(json.dumps(meta))
+    assert main(["info", str(tmp_path)]) == 0
+    assert "(step ?)" in capsys.readouterr().out

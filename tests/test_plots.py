@@ -225,3 +225,46 @@ def test_curves_of_nan_or_infinite_values_are_a_clear_error_and_the_best_ring_sk
         {"step": 3, "valid": {"loss": 2.5}}]) + "\n")
     out = plots.plot_curves_runs([run], tmp_path / "c.png", x="step")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- found in the session-16 review
+
+
+def test_a_text_run_s_training_loss_is_plotted_per_symbol_like_its_validation(tmp_path):
+    from graves import plots
+
+    run = _write_metrics(tmp_path / "text", [_train(10, 6, 61.7), _valid(10, 0.1, 3.1), _train(20, 12, 60.0)])
+    (run / "config.json").write_text(json.dumps({"model": {"kind": "text"}, "train": {"seq_len": 20}}))
+    c = plots.read_metrics(run)
+    assert c.unit == "nats per symbol" and c.train[:, 2] == pytest.approx([61.7 / 20, 3.0])
+    assert c.valid[0]["loss"] == 3.1  # validation is per symbol already
+    hw = _write_metrics(tmp_path / "hw", [_train(10, 6, -500.0), _valid(10, 0.1, -600.0)])
+    (hw / "config.json").write_text(json.dumps({"model": {"kind": "synthesis"}, "train": {"seq_len": 100}}))
+    assert plots.read_metrics(hw).unit == "nats per line" and plots.read_metrics(hw).train[0, 2] == -500.0
+    assert plots.read_metrics(tmp_path / "text" / "metrics.jsonl").unit == "nats per symbol"  # the file itself
+    bare = _write_metrics(tmp_path / "bare", [_train(10, 6, 61.7)])
+    assert plots.read_metrics(bare).unit == "" and plots.read_metrics(bare).train[0, 2] == 61.7
+
+
+def test_a_real_line_s_plot_refuses_options_for_a_generated_one(tmp_path, capsys):
+    synth = _checkpoint(tmp_path / "synth", "synthesis")
+    for extra in (["--text", "zzz"], ["--bias", "3"], ["--seed", "5"]):
+        assert cli.main(["plot", "window", str(synth), "--line", "a01-000u-01", *extra,
+                         "-o", str(tmp_path / "w.png")]) == 2
+        err = capsys.readouterr().err
+        assert extra[0] in err and "real line" in err
+    assert not (tmp_path / "w.png").exists()
+
+
+def test_a_real_line_with_characters_the_model_lacks_is_plotted_as_training_reads_it(tmp_path, data_root):
+    from conftest import require_data
+    from graves.data.primer import load_iam_line
+    from graves.sample import shipped_model_dir
+
+    require_data("iam-ondb", "lineStrokes-all.tar.gz")
+    _, text = load_iam_line("a02-050-02", data_root)
+    assert "*" in text  # a character the shipped model has no class for
+    out = tmp_path / "star.png"
+    assert cli.main(["plot", "window", str(shipped_model_dir()), "--line", "a02-050-02", "--data", str(data_root),
+                     "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG

@@ -1122,3 +1122,15 @@ def test_the_style_sheet_warns_by_style_when_a_style_s_line_is_cut(tmp_path, cap
     assert cli.main(["styles", "show", "--text", "abcd", "-o", str(sheet)]) == 0
     err = capsys.readouterr().err
     assert "warning: style 1 did not reach the end" in err and "labelled" in err
+
+
+def test_a_sample_page_has_bounds(tmp_path):
+    from graves.sample import MAX_SAMPLE_LINES, MAX_SAMPLE_POINTS, MAX_SAMPLE_STEPS, sample_checkpoint_to_file
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt", kind="handwriting")
+    out = tmp_path / "page.png"
+    for kw, says in (({"steps": MAX_SAMPLE_STEPS + 1}, "--steps must be"), ({"lines": MAX_SAMPLE_LINES + 1}, "--lines must be"),
+                     ({"steps": MAX_SAMPLE_STEPS, "lines": MAX_SAMPLE_POINTS // MAX_SAMPLE_STEPS + 1}, "points a page")):
+        with pytest.raises(SampleError, match=says):
+            sample_checkpoint_to_file(ckpt, out, **kw)
+    assert not out.exists()

@@ -728,6 +728,20 @@ def test_cli_train_eval_dynamic_sample_on_ptb(tmp_path):
     assert json.loads(out)["loss"] not in (static["loss"], dynamic["loss"])
     rc, out, err = _cli("eval", str(ckpt), "model.hidden_size=3", "--data", str(root), "-q")
     assert rc == 2 and "only optim" in err
+    # found in review (session 16): an optimiser override without --dynamic did nothing, a bad one was a traceback
+    rc, out, err = _cli("eval", str(ckpt), "optim.lr=1", "--data", str(root), "-q")
+    assert rc == 2 and "add --dynamic" in err
+    for bad in ("optim.lr=-1", "optim.lr=nan"):
+        rc, out, err = _cli("eval", str(ckpt), bad, "--dynamic", "--data", str(root), "-q")
+        assert rc == 2 and "optim.lr" in err and "Traceback" not in err, err
+    # and a seed torch cannot take, a negative one, or a temperature whose logits overflow
+    for seed in ("99999999999999999999999", "-1"):
+        rc, out, err = _cli("sample", str(ckpt), "--length", "3", "--seed", seed)
+        assert rc == 2 and "seed" in err and "Traceback" not in err, err
+    rc, out, err = _cli("sample", str(ckpt), "--length", "5", "--temperature", "1e-45", "--seed", "3")
+    assert rc == 0, err
+    greedy = sample_text_checkpoint(ckpt, length=5, temperature=0.0, seed=3)
+    assert out.rstrip("\n") == greedy  # as good as the argmax
 
     rc, out, err = _cli("sample", str(ckpt), "--length", "80", "--seed", "3", "--prime", "the_")
     assert rc == 0, err

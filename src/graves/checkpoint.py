@@ -315,7 +315,10 @@ def format_description(d: dict[str, Any]) -> str:
     def show(h: dict[str, Any]) -> str:
         v = h["valid"]
         return ", ".join(f"{formats[k][0]} {formats[k][1].format(v[k])}" for k in keys
-                         if isinstance(v.get(k), (int, float))) + f" (step {h.get('step', '?'):,})"
+                         if isinstance(v.get(k), (int, float))) + f" (step {_count(h.get('step'))})"
+
+    def _count(s: Any) -> str:
+        return f"{s:,}" if isinstance(s, int) and not isinstance(s, bool) else "?"
 
     last, best = d["last_validation"], d["best_validation"]
     if last is None:

@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     line.add_argument("--text", help="synthesis nets: write this text and plot the generated line")
     line.add_argument("--bias", type=float, default=None,
                       help="sampling bias of a generated line (default: graves write's, 0.75)")
-    line.add_argument("--seed", type=int, default=0, help="random seed of a generated line (default 0)")
+    line.add_argument("--seed", type=int, default=None, help="random seed of a generated line (default 0)")
     line.add_argument("--data", help="data root")
     plsub.add_parser("density", parents=[line], help="Figs. 10, 14: predicted densities over a line, and π_t")
     plsub.add_parser("window", parents=[line], help="Fig. 13: the soft window φ(t, u) over a line's text")

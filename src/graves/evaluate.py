@@ -31,7 +31,13 @@ def evaluate_checkpoint(path: str | Path, split: str = "valid", dynamic: bool = 
     cfg = Config.from_dict(config_of(meta, path))
     if any(not o.strip().startswith("optim.") for o in overrides or []):
         raise ConfigError("graves eval takes only optim.* overrides (the optimiser of dynamic evaluation)")
-    cfg = cfg.override(list(overrides or []))
+    if overrides and not dynamic:
+        raise ConfigError("optim.* overrides set the optimiser of dynamic evaluation: add --dynamic, or drop them")
+    if overrides:
+        from graves.config import check_config
+
+        cfg = cfg.override(list(overrides))
+        check_config(Config(optim=cfg.optim))  # the optimiser's ranges only: the checkpoint's own config stands
     if data_root:
         cfg = cfg.override([f"data.root={json.dumps(str(data_root))}"])
     if cfg.train.threads:

@@ -245,17 +245,24 @@ def _save(fig, output: Any) -> Any:
 # ============================================================================================ checkpoints
 
 
-def _line_for(model, meta, kind: str, line: str | None, text: str | None, data_root, seed: int, bias: float):
-    """(offsets raw, text or None, label) of a real IAM line or a freshly generated one."""
-    from graves.data.alphabet import Alphabet
+def _line_for(model, meta, kind: str, line: str | None, text: str | None, data_root, seed: int | None,
+              bias: float | None):
+    """(offsets raw, text or None, label) of a real IAM line or a freshly generated one. A real line's text
+    comes as training encodes it: substituted (:func:`graves.data.alphabet.substitute_text`), any character
+    the model lacks read as its unknown class."""
+    from graves.data.alphabet import Alphabet, substitute_text
     from graves.sample import DEFAULT_BIAS, SampleError, sample_unconditional, synthesize
 
     normaliser = meta.get("normaliser")
     if line:
+        given = [name for name, v in (("--text", text), ("--bias", bias), ("--seed", seed)) if v is not None]
+        if given:
+            raise SampleError(f"{', '.join(given)}: for a generated line; --line {line} plots the real line as written")
         from graves.data.primer import load_iam_line
 
         offsets, line_text = load_iam_line(line, data_root)
-        return offsets, line_text, f"IAM-OnDB line {line}"
+        return offsets, substitute_text(line_text), f"IAM-OnDB line {line}"
+    seed = 0 if seed is None else seed
     b = DEFAULT_BIAS if bias is None else bias
     if kind == "synthesis":
         if not text:
@@ -280,14 +287,16 @@ def _load(path):
     return model, meta, kind
 
 
-def _one_hot(meta, text: str):
+def _one_hot(meta, text: str, real: bool = False):
+    """The text as the net reads it; ``real``: a dataset line's, whose characters the model may lack (read as
+    the unknown class, as in training), not the user's (refused with a message)."""
     from graves.data.alphabet import Alphabet
 
-    c, _ = Alphabet.from_dict(meta["alphabet"]).one_hot([text])
+    c, _ = Alphabet.from_dict(meta["alphabet"]).one_hot([text], substitute=real)
     return c
 
 
-def plot_density_checkpoint(path, output, line=None, text=None, data_root=None, seed=0, bias=None) -> Path:
+def plot_density_checkpoint(path, output, line=None, text=None, data_root=None, seed=None, bias=None) -> Path:
     """``graves plot density``: Fig. 10 (prediction net) / Fig. 14 (synthesis net) for a checkpoint.
 
     A real line (``line``, an IAM-OnDB id, with ``data_root``) or a generated one (synthesis: ``text``;
@@ -300,13 +309,13 @@ def plot_density_checkpoint(path, output, line=None, text=None, data_root=None, 
         from graves.sample import SampleError
 
         raise SampleError("the generated line is empty: nothing to plot (try another --seed)")
-    c = _one_hot(meta, line_text) if kind == "synthesis" else None
+    c = _one_hot(meta, line_text, real=line is not None) if kind == "synthesis" else None
     y_hat, _ = teacher_force(model, offsets, meta.get("normaliser"), c)
     title = f"{'Fig. 14' if kind == 'synthesis' else 'Fig. 10'}-style densities: {label}"
     return plot_density(output, y_hat, offsets, meta.get("normaliser"), title)
 
 
-def plot_window_checkpoint(path, output, line=None, text=None, data_root=None, seed=0, bias=None) -> Path:
+def plot_window_checkpoint(path, output, line=None, text=None, data_root=None, seed=None, bias=None) -> Path:
     """``graves plot window``: Fig. 13 for a synthesis checkpoint, a real line or a generated one (written
     with ``bias``, default :data:`graves.sample.DEFAULT_BIAS`, and ``seed``)."""
     from graves.sample import SampleError
@@ -317,7 +326,7 @@ def plot_window_checkpoint(path, output, line=None, text=None, data_root=None, s
     offsets, line_text, label = _line_for(model, meta, kind, line, text, data_root, seed, bias)
     if len(offsets) == 0:
         raise SampleError("the generated line is empty: nothing to plot (try another --seed)")
-    _, phi = teacher_force(model, offsets, meta.get("normaliser"), _one_hot(meta, line_text))
+    _, phi = teacher_force(model, offsets, meta.get("normaliser"), _one_hot(meta, line_text, real=line is not None))
     return plot_window(output, phi.cpu().numpy(), line_text, offsets, f"Fig. 13-style window weights: {label}")
 
 
@@ -335,11 +344,15 @@ class Curves:
     ``train``: ``(N, 3)`` rows of (step, minutes, training loss) at the logged steps; ``valid``: one dict
     per validation, with ``step``, ``minutes`` and the ``valid`` metrics (``loss``, and e.g. ``sse`` or
     ``bpc``). Minutes add up the segments of a resumed run (each process counts from its own start).
+    ``unit``: what both losses are in, from the run's ``config.json`` beside the metrics ("" when there is
+    none). A text run logs its training loss summed over a sequence of ``train.seq_len`` symbols (the
+    paper's loss) and validates in nats per symbol, so its training loss is divided by ``seq_len`` here.
     """
 
     train: np.ndarray
     valid: list[dict[str, float]]
     skipped: int = 0  # lines that were not metrics records (a cut-short line of a killed process)
+    unit: str = ""
 
 
 def read_metrics(run_dir: str | Path) -> Curves:
@@ -398,7 +411,18 @@ def read_metrics(run_dir: str | Path) -> Curves:
                      dtype=np.float64).reshape(-1, 3)
     valid = [{"step": r["step"], "minutes": t, **{k: float(v) for k, v in r["valid"].items() if number(v)}}
              for r, t in kept if isinstance(r.get("valid"), dict)]
-    return Curves(train, valid, skipped)
+    unit = ""
+    try:  # the run's own config says what its losses are in
+        cfg = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
+        kind, seq_len = cfg["model"]["kind"], cfg["train"]["seq_len"]
+    except (OSError, ValueError, KeyError, TypeError):
+        kind = seq_len = None
+    if kind == "text" and number(seq_len) and seq_len > 0:
+        train[:, 2] /= seq_len
+        unit = "nats per symbol"
+    elif kind in ("handwriting", "synthesis"):
+        unit = "nats per line"
+    return Curves(train, valid, skipped, unit)
 
 
 X_AXES = {"step": "training step", "minutes": "training time (minutes)", "hours": "training time (hours)"}
@@ -483,7 +507,9 @@ def plot_curves(
         ylim = (lo - pad, hi + pad)
     ax.set_ylim(*ylim)
     ax.set_xlabel(X_AXES[x])
-    ax.set_ylabel(f"{metric} (validation)" if metric != "loss" else "loss")
+    units = {c.unit for c in runs.values()}
+    unit = f" ({units.pop()})" if len(units) == 1 and "" not in units else ""
+    ax.set_ylabel(f"{metric} (validation)" if metric != "loss" else f"loss{unit}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or ("learning curves" if metric == "loss" else f"validation {metric}"))

@@ -1375,6 +1375,13 @@ def _check_render_options(options: dict[str, Any]) -> None:
                 raise SampleError(f"{v!r} is not a colour (a CSS name such as 'navy', or '#1f3a93')")
 
 
+#: ``graves sample``'s bounds for a page: lines on it, points a line of a prediction net (a Fig. 11 line is
+#: 700), and points in all (10 million: 120 MB of offsets)
+MAX_SAMPLE_LINES = 1_000
+MAX_SAMPLE_STEPS = 100_000
+MAX_SAMPLE_POINTS = 10_000_000
+
+
 def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4, text=None, animate=None) -> Path:
     """``graves sample`` for handwriting checkpoints: a page of ``lines`` samples.
 
@@ -1391,14 +1398,17 @@ def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4
         _check_render_options({"animate": animate})
         if out.suffix.lower() != ".svg":
             raise SampleError("only an SVG page can be animated: write to FILE.svg")
-    if lines < 1:
-        raise SampleError(f"--lines must be >= 1, got {lines}")
+    if not 1 <= lines <= MAX_SAMPLE_LINES:
+        raise SampleError(f"--lines must be 1 to {MAX_SAMPLE_LINES:,} (one page), got {lines}")
     net, meta = load_model(path)
     kind = meta["config"]["model"]["kind"]
     normaliser = meta.get("normaliser")
     if kind == "handwriting":
-        if steps < 1:
-            raise SampleError(f"--steps must be >= 1, got {steps}")
+        if not 1 <= steps <= MAX_SAMPLE_STEPS:
+            raise SampleError(f"--steps must be 1 to {MAX_SAMPLE_STEPS:,} points a line, got {steps}")
+        if steps * lines > MAX_SAMPLE_POINTS:
+            raise SampleError(f"{lines:,} lines of {steps:,} points is more than the {MAX_SAMPLE_POINTS:,} points "
+                              "a page may have: fewer --lines or --steps")
         drawn = sample_unconditional(net, steps, bias, line_generators(seed, lines), batch=lines,
                                      normaliser=normaliser)
     elif kind == "synthesis":

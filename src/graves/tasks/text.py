@@ -440,10 +440,11 @@ def sample_text(model: TextPredictor, vocab: Vocab, length: int, temperature: fl
     for _ in range(length):
         logits, state = model(x, state)  # (t, 1, V)
         y_hat = logits[-1, 0].float()  # (V,)
-        if temperature == 0:
-            nxt = int(y_hat.argmax())
+        scaled = y_hat / temperature if temperature else None
+        if scaled is None or not torch.isfinite(scaled).all():  # T = 0, or so small that y/T overflows:
+            nxt = int(y_hat.argmax())  # the limit of the softmax as T -> 0
         else:
-            probs = torch.softmax(y_hat / temperature, dim=-1).cpu()  # (V,)   (eq. 12)
+            probs = torch.softmax(scaled, dim=-1).cpu()  # (V,)   (eq. 12)
             nxt = int(torch.multinomial(probs, 1, generator=generator))
         out.append(nxt)
         x = torch.tensor([[nxt]], dtype=torch.long, device=device)  # (1, 1)
@@ -454,6 +455,11 @@ def sample_text_checkpoint(path: str | Path, length: int = 1000, temperature: fl
                            seed: int = 0) -> str:
     """:func:`sample_text` from a checkpoint, rebuilt from the checkpoint alone (no data is read)."""
     from graves.checkpoint import config_of, load_into, load_meta
+    from graves.sample import SampleError, check_seed
+
+    seed = check_seed(seed)
+    if seed >= 2**64:
+        raise SampleError(f"the seed must be below 2**64, got {seed}")
 
     meta = load_meta(path)
     cfg = Config.from_dict(config_of(meta, path))
