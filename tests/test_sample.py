@@ -1134,3 +1134,24 @@ def test_a_sample_page_has_bounds(tmp_path):
         with pytest.raises(SampleError, match=says):
             sample_checkpoint_to_file(ckpt, out, **kw)
     assert not out.exists()
+
+
+def test_a_long_sample_of_a_synthesis_net_is_written_a_few_lines_at_a_time(tmp_path, monkeypatch):
+    import graves.sample as S
+
+    ckpt = toy_checkpoint(tmp_path / "ckpt")
+    calls = []
+    real = S.synthesize
+
+    def spy(net, alphabet, texts, **kw):
+        if "_groups" not in kw:
+            calls.append(len(texts))
+        return real(net, alphabet, texts, **kw)
+
+    monkeypatch.setattr(S, "synthesize", spy)
+    S.sample_checkpoint_to_file(ckpt, tmp_path / "one.png", text="ab", lines=5, seed=2)
+    assert calls == [5]  # small: one batch, as before
+    monkeypatch.setattr(S, "MAX_BATCH_CELLS", S.write_cells(["ab"] * 2, None, 1))
+    calls.clear()
+    S.sample_checkpoint_to_file(ckpt, tmp_path / "few.png", text="ab", lines=5, seed=2)
+    assert calls == [2, 2, 1]

@@ -453,9 +453,10 @@ def test_behind_a_reverse_proxy_the_allowed_name_may_write(monkeypatch):
         **ok, "Origin": "https://graves.example.com"}).status_code == 200
     r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Origin": "https://other.example"})
     assert r.status_code == 403
-    # another local port is not this server's page
-    r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Origin": "http://localhost:3000"})
-    assert r.status_code == 403
+    # another local port is not this server's page, nor another port or scheme of the allowed name
+    for other in ("http://localhost:3000", "https://graves.example.com:9999", "http://graves.example.com:8443"):
+        r = local.post("/api/write", content='{"text": "hi"}', headers={**ok, "Origin": other})
+        assert r.status_code == 403, other
     # on a public address with names given, only those names
     calls.clear()
     assert main(["serve", "--host", "0.0.0.0", "--port", "8126", "--allow-host", "graves.example.com"]) == 0
@@ -482,3 +483,58 @@ def test_the_work_budget_counts_the_transcription_as_substituted(monkeypatch):
     long = {"text": "hi", "prime": {"strokes": strokes, "text": "\u2487" * 101}, "substitute": True}
     r = _post(app, long)
     assert r.status_code == 413 and "after substitution" in r.json()["error"]
+
+
+def test_allow_host_takes_a_name_or_an_origin_and_nothing_else(monkeypatch, capsys):
+    import uvicorn
+
+    from graves.web import parse_allowed
+
+    assert parse_allowed("Graves.Example.com") == ("graves.example.com", ["http://graves.example.com",
+                                                                          "https://graves.example.com"])
+    assert parse_allowed("https://graves.example.com:8443/") == ("graves.example.com", ["https://graves.example.com:8443"])
+    assert parse_allowed("[::1]") == ("::1", ["http://[::1]", "https://[::1]"])
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
+    for bad in ("https://graves.example.com/write", "ftp://graves.example.com", "graves example", "a:b",
+                "https://user@graves.example.com", "https://graves.example.com:99999"):
+        assert main(["serve", "--port", "8127", "--allow-host", bad]) == 2, bad
+        assert "--allow-host" in capsys.readouterr().err
+    assert not calls
+    # an origin: only that scheme and port
+    assert main(["serve", "--port", "8127", "--allow-host", "https://graves.example.com:8443"]) == 0
+    local = TestClient(calls[0], base_url="http://127.0.0.1:8127")
+    ok = {"Content-Type": "application/json"}
+    assert local.post("/api/write", content='{"text": "hi"}', headers={
+        **ok, "Origin": "https://graves.example.com:8443"}).status_code == 200
+    assert local.post("/api/write", content='{"text": "hi"}', headers={
+        **ok, "Origin": "https://graves.example.com"}).status_code == 403
+
+
+def test_a_default_port_written_out_is_the_same_origin():
+    app = TestClient(create_app(), base_url="http://192.168.1.5:80")
+    r = app.post("/api/write", content='{"text": "hi"}', headers={"Content-Type": "application/json",
+                                                                  "Origin": "http://192.168.1.5"})
+    assert r.status_code == 200
+
+
+def test_serve_skips_an_address_family_this_machine_cannot_open(monkeypatch, capsys):
+    import errno
+    import socket
+
+    import uvicorn
+
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kw: [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0))] + real("127.0.0.1", port, **kw))
+    create = socket.create_server
+
+    def no_ipv6(address, family=socket.AF_INET, **kw):
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return create(address, family=family, **kw)
+
+    monkeypatch.setattr(socket, "create_server", no_ipv6)
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    assert main(["serve", "--host", "localhost", "--port", "8128"]) == 0 and calls

@@ -361,8 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
     sv.add_argument("--max-chars", type=int, default=400, help="the longest text one request may ask for")
     sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
-                    help="another name the page is reached by, such as a reverse proxy's (repeatable); requests "
-                         "to other names, and writes from other sites' pages, are refused")
+                    help="another name the page is reached by, such as a reverse proxy's (repeatable): a host name, "
+                         "or an origin like https://NAME:8443; requests to other names, and writes from other "
+                         "sites' pages, are refused")
     sv.set_defaults(func=_cmd_serve)
 
     t = sub.add_parser("train", help="train an experiment from a TOML config")

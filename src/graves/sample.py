@@ -1416,8 +1416,11 @@ def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4
             raise SampleError(f"{path} is a synthesis model: give the text to write with --text")
         from graves.data.alphabet import Alphabet
 
-        res = synthesize(net, Alphabet.from_dict(meta["alphabet"]), [text] * lines, bias=bias,
-                         generator=line_generators(seed, lines), normaliser=normaliser)
+        texts, gens = [text] * lines, line_generators(seed, lines)
+        res = []
+        for part in _batches(texts, None, 1):  # a long text many times over: a few lines at a time
+            res += synthesize(net, Alphabet.from_dict(meta["alphabet"]), texts[part], bias=bias, generator=gens[part],
+                              normaliser=normaliser)
         drawn = [r.offsets for r in res]
         stopped = [i + 1 for i, r in enumerate(res) if not r.finished]
         if stopped:  # the paper's plain sampling: shown as drawn, but said

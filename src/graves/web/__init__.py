@@ -299,19 +299,51 @@ def _check_host(request: Any, hosts: frozenset[str] | None) -> None:
                             f"not to {host[:60]!r}; {ALLOW_HOST_HINT}")
 
 
-def _check_origin(request: Any, hosts: frozenset[str] | None) -> None:
-    """Refuse a write that another site's page could have sent: an ``Origin`` that is neither this server's
-    address (the Host) nor a name of ``hosts`` other than the loopback ones (403; a name the user allowed,
-    as a reverse proxy that rewrites the Host), or a body not declared as JSON (415; a cross-site form or a
-    "simple" fetch, which browsers send without asking first)."""
+def _origin_key(netloc: str, scheme: str) -> tuple[str, int | None]:
+    """(name, port) of a Host or an Origin's netloc, the port defaulting to the scheme's (80, 443)."""
+    name = _host_name(netloc)
+    rest = netloc.strip().lower()
+    rest = rest[rest.find("]") + 1 :] if rest.startswith("[") else rest
+    port = rest.rsplit(":", 1)[1] if rest.count(":") == 1 else ""
+    default = {"http": 80, "https": 443}.get(scheme)
+    return name, int(port) if port.isdigit() else default
+
+
+def parse_allowed(value: str) -> tuple[str, list[str]]:
+    """One ``--allow-host`` value: a host name (``graves.example.com``: its pages on the default ports, http
+    or https, may write) or an origin (``https://graves.example.com:8443``: that origin only). Returns the
+    name (for the Host check) and the origins (for the Origin check)."""
+    import re
     from urllib.parse import urlsplit
 
-    host = request.headers.get("host", "").strip().lower()
+    v = value.strip().lower().rstrip("/")
+    if "://" in v:
+        u = urlsplit(v)
+        try:
+            u.port
+        except ValueError:
+            u = None
+        if u is None or u.scheme not in ("http", "https") or not u.hostname or u.path or u.query or u.username:
+            raise ValueError(f"--allow-host: {value!r} is not an origin like https://graves.example.com[:port]")
+        return u.hostname, [f"{u.scheme}://{u.netloc}"]
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]", v):
+        raise ValueError(f"--allow-host takes a host name (graves.example.com) or an origin "
+                         f"(https://graves.example.com:8443), not {value!r}")
+    return v.strip("[]"), [f"http://{v}", f"https://{v}"]
+
+
+def _check_origin(request: Any, origins: frozenset[str]) -> None:
+    """Refuse a write that another site's page could have sent: an ``Origin`` that is neither this server's
+    address (the Host, ports compared with the scheme's default) nor one of ``origins`` (403; those given
+    with ``--allow-host``, as behind a reverse proxy that rewrites the Host), or a body not declared as JSON
+    (415; a cross-site form or a "simple" fetch, which browsers send without asking first)."""
+    from urllib.parse import urlsplit
+
     origin = request.headers.get("origin")
     if origin is not None:
-        netloc = urlsplit(origin).netloc.lower()
-        named = (hosts or frozenset()) - LOOPBACK_NAMES
-        if netloc != host and not (netloc and _host_name(netloc) in named):
+        o = urlsplit(origin.strip().lower())
+        same = bool(o.netloc) and _origin_key(o.netloc, o.scheme) == _origin_key(request.headers.get("host", ""), o.scheme)
+        if not same and f"{o.scheme}://{o.netloc}" not in origins:
             raise WebError(403, f"writing is for this server's own page, not for a page from {origin[:60]!r}; "
                                 + ALLOW_HOST_HINT)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -339,15 +371,17 @@ async def _read_body(request: Any, max_body: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(model: Any = None, limits: Limits = Limits(), hosts: Any = None):
+def create_app(model: Any = None, limits: Limits = Limits(), hosts: Any = None, origins: Any = ()):
     """The ASGI app. ``model``: a synthesis checkpoint directory (None: the shipped model).
 
     ``hosts``: the names (without port) that requests must be addressed to, such as
-    :data:`LOOPBACK_NAMES` for a server on this machine only, plus a reverse proxy's public name, which
-    writes may then also come from (``Origin``); None: any name, and writes only from the Host's own
-    address. The model is loaded here, so a missing or corrupt checkpoint fails before the server starts.
+    :data:`LOOPBACK_NAMES` for a server on this machine only, plus a reverse proxy's public name; None: any
+    name. ``origins``: pages (``https://name[:port]``) that may write besides the server's own address,
+    such as a reverse proxy's (:func:`parse_allowed`). The model is loaded here, so a missing or corrupt
+    checkpoint fails before the server starts.
     """
     hosts = None if hosts is None else frozenset(h.lower() for h in hosts)
+    origins = frozenset(o.lower() for o in origins)
     try:
         from starlette.applications import Starlette
         from starlette.concurrency import run_in_threadpool
@@ -412,7 +446,7 @@ def create_app(model: Any = None, limits: Limits = Limits(), hosts: Any = None):
 
     async def api_write(request: Request) -> Response:
         try:
-            _check_origin(request, hosts)
+            _check_origin(request, origins)
             req = parse_write_request(await _read_body(request, limits.max_body), limits)
             _check_primer_text(req, alphabet)
             _check_cells(req, styles, limits)
@@ -455,13 +489,26 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Any = None, limits: 
     import socket
 
     local = host.lower() in LOOPBACK_NAMES
-    extra = frozenset(_host_name(h) for h in allow_hosts if h.strip())
-    app = create_app(model, limits, hosts=LOOPBACK_NAMES | extra if local else extra or None)
+    try:
+        allowed = [parse_allowed(h) for h in allow_hosts]
+    except ValueError as exc:
+        raise SampleError(str(exc)) from None
+    extra = frozenset(name for name, _ in allowed)
+    app = create_app(model, limits, hosts=LOOPBACK_NAMES | extra if local else extra or None,
+                     origins=[o for _, os_ in allowed for o in os_])
     try:  # a taken port is a one-line error here, not a message and then uvicorn's exit
-        # every address of the name, as uvicorn (asyncio's create_server) binds them all
+        # every address of the name that this machine can open, as asyncio's create_server (uvicorn) binds
+        bound, last = 0, OSError(f"no address found for {host}")
         for family, *_, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-            with socket.create_server(address[:2], family=family):
-                pass
+            try:
+                with socket.create_server(address, family=family):
+                    bound += 1
+            except OSError as exc:
+                if exc.errno not in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.EADDRNOTAVAIL):
+                    raise
+                last = exc
+        if not bound:
+            raise last
     except socket.gaierror as exc:
         raise SampleError(f"cannot listen on {host}: {exc.strerror or exc}") from None
     except OSError as exc:
