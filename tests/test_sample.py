@@ -1129,8 +1129,9 @@ def test_a_sample_page_has_bounds(tmp_path):
 
     ckpt = toy_checkpoint(tmp_path / "ckpt", kind="handwriting")
     out = tmp_path / "page.png"
-    for kw, says in (({"steps": MAX_SAMPLE_STEPS + 1}, "--steps must be"), ({"lines": MAX_SAMPLE_LINES + 1}, "--lines must be"),
-                     ({"steps": MAX_SAMPLE_STEPS, "lines": MAX_SAMPLE_POINTS // MAX_SAMPLE_STEPS + 1}, "points a page")):
+    cases = (({"steps": MAX_SAMPLE_STEPS + 1}, "--steps must be"), ({"lines": MAX_SAMPLE_LINES + 1}, "--lines must be"),
+             ({"steps": MAX_SAMPLE_STEPS, "lines": MAX_SAMPLE_POINTS // MAX_SAMPLE_STEPS + 1}, "points a page"))
+    for kw, says in cases:
         with pytest.raises(SampleError, match=says):
             sample_checkpoint_to_file(ckpt, out, **kw)
     assert not out.exists()

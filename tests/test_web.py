@@ -494,6 +494,8 @@ def test_allow_host_takes_a_name_or_an_origin_and_nothing_else(monkeypatch, caps
                                                                           "https://graves.example.com"])
     assert parse_allowed("https://graves.example.com:8443/") == ("graves.example.com", ["https://graves.example.com:8443"])
     assert parse_allowed("[::1]") == ("::1", ["http://[::1]", "https://[::1]"])
+    assert parse_allowed("https://graves.example.com:443") == ("graves.example.com", ["https://graves.example.com"])
+    assert parse_allowed("http://[::1]:8080") == ("::1", ["http://[::1]:8080"])
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(app))
     for bad in ("https://graves.example.com/write", "ftp://graves.example.com", "graves example", "a:b",

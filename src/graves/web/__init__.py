@@ -43,7 +43,8 @@ from graves.render import DEFAULT_PEN_SPEED
 from graves.sample import (DEFAULT_BIAS, DEFAULT_CANDIDATES, SampleError, _cached_synthesizer, _check_bias,
                            _check_render_options, load_styles, wrap_text, write, write_cells)
 
-__all__ = ["Limits", "WebError", "WriteRequest", "create_app", "parse_write_request", "serve"]
+__all__ = ["LOOPBACK_NAMES", "Limits", "WebError", "WriteRequest", "create_app", "parse_allowed",
+           "parse_write_request", "serve"]
 
 STATIC = resources.files("graves.web") / "static"
 
@@ -325,7 +326,10 @@ def parse_allowed(value: str) -> tuple[str, list[str]]:
             u = None
         if u is None or u.scheme not in ("http", "https") or not u.hostname or u.path or u.query or u.username:
             raise ValueError(f"--allow-host: {value!r} is not an origin like https://graves.example.com[:port]")
-        return u.hostname, [f"{u.scheme}://{u.netloc}"]
+        name = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
+        default = {"http": 80, "https": 443}[u.scheme]
+        port = f":{u.port}" if u.port not in (None, default) else ""  # a browser leaves a default port out
+        return u.hostname, [f"{u.scheme}://{name}{port}"]
     if not re.fullmatch(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]", v):
         raise ValueError(f"--allow-host takes a host name (graves.example.com) or an origin "
                          f"(https://graves.example.com:8443), not {value!r}")
@@ -342,7 +346,8 @@ def _check_origin(request: Any, origins: frozenset[str]) -> None:
     origin = request.headers.get("origin")
     if origin is not None:
         o = urlsplit(origin.strip().lower())
-        same = bool(o.netloc) and _origin_key(o.netloc, o.scheme) == _origin_key(request.headers.get("host", ""), o.scheme)
+        host = request.headers.get("host", "")
+        same = bool(o.netloc) and _origin_key(o.netloc, o.scheme) == _origin_key(host, o.scheme)
         if not same and f"{o.scheme}://{o.netloc}" not in origins:
             raise WebError(403, f"writing is for this server's own page, not for a page from {origin[:60]!r}; "
                                 + ALLOW_HOST_HINT)
