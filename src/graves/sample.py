@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from graves.config import ConfigError
-from graves.data.alphabet import substitute_text
+from graves.data.alphabet import substitute_page, substitute_text
 from graves.data.primer import Primer
 
 __all__ = [
@@ -1164,7 +1164,7 @@ def write(
     alphabet = Alphabet.from_dict(meta["alphabet"])
     normaliser = meta.get("normaliser")
     if substitute:  # line by line: the table turns line breaks into spaces, and they must stay
-        text = "\n".join(substitute_text(p) for p in text.splitlines())
+        text = substitute_page(text)
     # the text itself, not the wrapped lines: wrapping would turn a tab into spaces behind the check
     bad = alphabet.unknown_characters("".join(text.splitlines()))
     page = wrap_text(text, width, keep_blank=True)
@@ -1416,11 +1416,11 @@ def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4
             raise SampleError(f"{path} is a synthesis model: give the text to write with --text")
         from graves.data.alphabet import Alphabet
 
+        alphabet = Alphabet.from_dict(meta["alphabet"])
         texts, gens = [text] * lines, line_generators(seed, lines)
         res = []
         for part in _batches(texts, None, 1):  # a long text many times over: a few lines at a time
-            res += synthesize(net, Alphabet.from_dict(meta["alphabet"]), texts[part], bias=bias, generator=gens[part],
-                              normaliser=normaliser)
+            res += synthesize(net, alphabet, texts[part], bias=bias, generator=gens[part], normaliser=normaliser)
         drawn = [r.offsets for r in res]
         stopped = [i + 1 for i, r in enumerate(res) if not r.finished]
         if stopped:  # the paper's plain sampling: shown as drawn, but said

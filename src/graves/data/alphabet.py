@@ -48,6 +48,7 @@ __all__ = [
     "PAPER57_KEPT",
     "SUBSTITUTIONS",
     "UnknownCharacterError",
+    "substitute_page",
     "substitute_text",
 ]
 
@@ -105,6 +106,12 @@ def substitute_text(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def substitute_page(text: str) -> str:
+    """:func:`substitute_text` line by line, so that the line breaks of a page stay (the table turns a
+    line break into a space)."""
+    return "\n".join(substitute_text(p) for p in text.splitlines())
 
 
 class Alphabet:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from graves.data.alphabet import Alphabet, UnknownCharacterError, substitute_text
+from graves.data.alphabet import Alphabet, UnknownCharacterError, substitute_page, substitute_text
 from graves.data.primer import PrimerError, primer_from_json
 from graves.render import DEFAULT_PEN_SPEED
 from graves.sample import (DEFAULT_BIAS, DEFAULT_CANDIDATES, SampleError, _cached_synthesizer, _check_bias,
@@ -151,7 +151,7 @@ def parse_write_request(raw: bytes, limits: Limits = Limits()) -> WriteRequest:
     text = _field(body, "text", (str,), "", "a string")
     substitute = _field(body, "substitute", (bool,), False, "true or false")
     # counted as it will be written: a substitution can turn one character into four ("⒇" → "(20)")
-    written = "\n".join(substitute_text(p) for p in text.splitlines()) if substitute else text
+    written = substitute_page(text) if substitute else text
     if len(written) > limits.max_chars:
         raise WebError(413, f"the text has {len(written)} characters" + (" after substitution" if written != text
                        else "") + f"; this server writes at most {limits.max_chars}")
@@ -253,7 +253,7 @@ def _render(req: WriteRequest, model: Any) -> tuple[bytes, dict[str, str]]:
 
 def _check_cells(req: WriteRequest, styles: list[Any], limits: Limits) -> None:
     """Refuse (413) a page whose sampling would be too large as a whole (:attr:`Limits.max_cells`)."""
-    text = "\n".join(substitute_text(p) for p in req.text.splitlines()) if req.substitute else req.text
+    text = substitute_page(req.text) if req.substitute else req.text
     lines = [ln for ln in wrap_text(text, req.width) if ln]
     primer = req.prime
     if primer is None and req.style is not None and 0 <= req.style < len(styles):
