@@ -179,6 +179,7 @@ def test_graves_info_describes_checkpoints_and_run_folders_without_loading_the_m
 @pytest.mark.parametrize("override,message", [
     ("noise.kind=bogus", "noise.kind must be 'none', 'weight' or 'adaptive'"),
     ("noise.per=line", "noise.per must be 'sequence'"),
+    ("noise.group_size=0", "noise.group_size must be at least 1"),
     ("optim.name=foo", "optim.name must be 'rmsprop', 'sgd' or 'adam'"),
     ("optim.momentum=1.0", r"optim.momentum must be in \[0, 1\)"),
     ("train.ema_decay=1.5", r"train.ema_decay must be in \[0, 1\)"),
@@ -207,6 +208,16 @@ def test_every_shipped_config_passes_the_range_checks():
 
     for path in sorted((REPO / "configs").glob("*.toml")):
         check_config(load_config(path))
+
+
+@pytest.mark.parametrize("stage,start", [("hw-synth-awn", "hw-synth"), ("hw-synth-medium-awn", "hw-synth-medium"),
+                                         ("hw-predict-3x400-awn", "hw-predict-3x400")])
+def test_noise_stages_start_from_the_net_of_their_first_stage(stage, start):
+    """A noise stage's [model] and [data] are its first stage's, so its init_from loads; it differs in noise."""
+    after, before = load_config(REPO / "configs" / f"{stage}.toml"), load_config(REPO / "configs" / f"{start}.toml")
+    assert after.model == before.model and after.data == before.data
+    assert after.noise.kind == "adaptive" and before.noise.kind == "none"
+    assert after.train.init_from == f"runs/{start}/best"
 
 
 def test_init_from_refuses_weights_of_another_net_or_encoding(tmp_path, capsys):

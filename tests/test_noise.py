@@ -97,15 +97,28 @@ def test_optimizer_step_inside_sample_is_an_error():
         opt.zero_grad()
 
 
-@pytest.mark.parametrize("per_sequence", [True, False])
-def test_noisy_backward_draws_per_sequence_or_per_batch(per_sequence):
+@pytest.mark.parametrize("kwargs,slices", [
+    (dict(per_sequence=True), [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4), slice(4, 5)]),
+    (dict(per_sequence=False), [slice(0, 5)]),
+    (dict(group_size=2), [slice(0, 2), slice(2, 4), slice(4, 5)]),  # the last group is short
+    (dict(per_sequence=False, group_size=1), [slice(i, i + 1) for i in range(5)]),  # group_size wins
+    (dict(group_size=8), [slice(0, 5)]),
+])
+def test_noisy_backward_draws_per_sequence_per_group_or_per_batch(kwargs, slices):
     model = tiny_model()
-    x, y = batch(B=3)
-    noise = WeightNoise(model, std=0.075, per_sequence=per_sequence)
+    x, y = batch(B=5)
+    noise = WeightNoise(model, std=0.075, **kwargs)
+    assert noise.per_sequence == (len(slices) == 5)
     gen = torch.Generator().manual_seed(5)
-    total = noisy_backward(noise, lambda idx: loss_of(model, model, x[idx], y[idx]), 3, gen)
+    seen = []
+
+    def loss_fn(idx):
+        seen.append(idx)
+        return loss_of(model, model, x[idx], y[idx])
+
+    total = noisy_backward(noise, loss_fn, 5, gen)
+    assert seen == slices
     clean = dict(model.named_parameters())
-    slices = [slice(i, i + 1) for i in range(3)] if per_sequence else [slice(0, 3)]
     xis = draws(model, torch.Generator().manual_seed(5), len(slices))
     ref_grads = {n: torch.zeros_like(p) for n, p in clean.items()}
     ref_total = 0.0
@@ -118,6 +131,14 @@ def test_noisy_backward_draws_per_sequence_or_per_batch(per_sequence):
     assert math.isclose(total.item(), ref_total, rel_tol=1e-12)
     for n, p in clean.items():
         assert torch.allclose(p.grad, ref_grads[n])
+
+
+@pytest.mark.parametrize("group_size", [0, -1, 1.5, True, "2"])
+def test_group_size_must_be_a_positive_integer(group_size):
+    with pytest.raises(ValueError, match="group_size must be an integer ≥ 1"):
+        WeightNoise(tiny_model(), group_size=group_size)
+    with pytest.raises(ValueError, match="group_size must be an integer ≥ 1"):
+        AdaptiveWeightNoise(tiny_model(), group_size=group_size)
 
 
 # ---------------------------------------------------------------- adaptive weight noise

@@ -566,19 +566,30 @@ def test_resume_takes_the_learning_rate_from_the_config(tmp_path, capsys):
         (2, {"optim.lr": [0.01, 0.0], "train.max_steps": [2, 4]}), (4, {"train.max_steps": [4, 5]})]
 
 
-@pytest.mark.parametrize("kind,per", [("weight", "sequence"), ("adaptive", "sequence"), ("weight", "batch")])
+@pytest.mark.parametrize("kind,per", [("weight", "sequence"), ("adaptive", "sequence"), ("weight", "batch"),
+                                      ("adaptive", "group")])
 def test_weight_noise_runs_complete(tmp_path, kind, per):
     from graves.train import train
 
     train(_toy("train.max_steps=3"), tmp_path / "plain", progress=False)
     start = load_weights(tmp_path / "plain" / "last")
-    cfg = _toy(f'noise.kind="{kind}"', f'noise.per="{per}"', "train.max_steps=3",
+    cfg = _toy(f'noise.kind="{kind}"', f'noise.per="{per}"', "noise.group_size=3", "train.max_steps=3",
                f'train.init_from="{tmp_path / "plain" / "last"}"')
     summary = train(cfg, tmp_path / kind, progress=False)
     assert summary["step"] == 3 and math.isfinite(summary["best_valid_loss"])
     after = load_weights(tmp_path / kind / "last")
     assert set(after) == set(start)
     assert any(not torch.equal(start[k], after[k]) for k in start)
+
+
+@pytest.mark.parametrize("kind", ["weight", "adaptive"])
+@pytest.mark.parametrize("per,group_size", [("sequence", 1), ("batch", None), ("group", 3)])
+def test_noise_per_sets_the_sequences_per_draw(kind, per, group_size):
+    from graves.train import build_noise
+
+    cfg = _toy(f'noise.kind="{kind}"', f'noise.per="{per}"', "noise.group_size=3")
+    noise = build_noise(cfg, torch.nn.Linear(2, 2))
+    assert noise.group_size == group_size and noise.per_sequence == (per == "sequence")
 
 
 def test_adaptive_noise_lr_scale_steps_log_s_faster_and_resume_keeps_it(tmp_path):

@@ -74,7 +74,8 @@ class OptimConfig:
 class NoiseConfig:
     kind: str = "none"  # none | weight (fixed std) | adaptive (Graves 2011)
     std: float = 0.075  # weight-noise std, or the initial posterior std for adaptive noise
-    per: str = "sequence"  # weight noise: "sequence" (the paper) | "batch" (a deviation)
+    per: str = "sequence"  # a fresh draw of the weights per "sequence" (the paper) | "batch" | "group" (deviations)
+    group_size: int = 8  # per = "group": each run of this many sequences of a minibatch shares one draw
     # adaptive noise: the log s parameters learn at optim.lr × lr_scale (1 = the same rate as the weights;
     # the paper does not say how s is parameterised or stepped; docs/decisions.md)
     lr_scale: float = 1.0
@@ -173,7 +174,8 @@ def check_config(cfg: Config) -> Config:
     need(number(o.alpha) and 0 < o.alpha < 1, "optim.alpha", "in (0, 1)", o.alpha)
     need(number(o.eps) and o.eps > 0, "optim.eps", "a number > 0", o.eps)
     need(n.kind in ("none", "weight", "adaptive"), "noise.kind", "'none', 'weight' or 'adaptive'", n.kind)
-    need(n.per in ("sequence", "batch"), "noise.per", "'sequence' (the paper) or 'batch'", n.per)
+    need(n.per in ("sequence", "batch", "group"), "noise.per", "'sequence' (the paper), 'batch' or 'group'", n.per)
+    need(n.group_size >= 1, "noise.group_size", "at least 1 (sequences per draw)", n.group_size)
     need(number(n.std) and (n.std > 0 if n.kind == "adaptive" else n.std >= 0), "noise.std",
          "> 0 for adaptive noise, >= 0 otherwise", n.std)
     need(number(n.lr_scale) and n.lr_scale > 0, "noise.lr_scale", "a positive number", n.lr_scale)

@@ -96,18 +96,19 @@ MAX_NONFINITE_STEPS = 5
 
 def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWeightNoise | None:
     """The weight noise ``cfg.noise`` asks for on ``model`` (None for ``kind = "none"``)."""
-    if cfg.noise.per not in ("sequence", "batch"):
-        raise ConfigError(f"noise.per must be 'sequence' or 'batch', not {cfg.noise.per!r}")
-    per_sequence = cfg.noise.per == "sequence"  # deviation when "batch": one draw per minibatch
+    per = cfg.noise.per
+    if per not in ("sequence", "batch", "group"):
+        raise ConfigError(f"noise.per must be 'sequence', 'batch' or 'group', not {per!r}")
+    # deviations: "batch", one draw per minibatch; "group", one per noise.group_size sequences
+    draws = dict(per_sequence=per == "sequence", group_size=cfg.noise.group_size if per == "group" else None)
     if cfg.noise.kind == "weight":
-        return WeightNoise(model, std=cfg.noise.std, per_sequence=per_sequence)
+        return WeightNoise(model, std=cfg.noise.std, **draws)
     if cfg.noise.kind == "adaptive":
         max_std = cfg.noise.max_std
         if max_std != 0 and not (math.isfinite(max_std) and max_std >= cfg.noise.std):
             raise ConfigError(f"noise.max_std must be 0 (no bound) or at least noise.std ({cfg.noise.std:g}, the "
                              f"posterior's initial s), not {max_std!r}")
-        return AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=per_sequence,
-                                   max_std=max_std or None)
+        return AdaptiveWeightNoise(model, init_std=cfg.noise.std, max_std=max_std or None, **draws)
     if cfg.noise.kind != "none":
         raise ConfigError(f"unknown noise kind {cfg.noise.kind!r}")
     return None

@@ -18,7 +18,9 @@ counters), since restoring the clean weights would undo it.
 ``per_sequence`` flag (default ``True``, the paper) read by `noisy_backward`, which runs the forward and
 backward passes one sequence at a time, each under a fresh draw, accumulating gradients. With
 ``per_sequence=False`` one draw is shared by the whole minibatch — a named deviation (faster: one
-batched pass instead of B passes); the two coincide at batch size 1.
+batched pass instead of B passes); the two coincide at batch size 1. Between the two, ``group_size=G``
+(a deviation too) gives each run of G consecutive sequences of the batch its own draw: ⌈B / G⌉ batched
+passes, each over G sequences (``group_size=1`` is the paper's draw per sequence).
 
 Trainer recipe, fixed weight noise (text nets, Table 1)::
 
@@ -95,7 +97,27 @@ def _check_versions(tensors: list[Tensor], versions: list[int]) -> None:
         )
 
 
-class WeightNoise:
+def _group_size(per_sequence: bool, group_size: int | None) -> int | None:
+    """Sequences per draw: ``group_size`` when given, else 1 (per sequence) or None (the whole batch)."""
+    if group_size is None:
+        return 1 if per_sequence else None
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be an integer ≥ 1 (sequences per draw), got {group_size!r}")
+    return group_size
+
+
+class _Draws:
+    """How many sequences of a minibatch share one draw of the weights (`noisy_backward` reads it)."""
+
+    group_size: int | None  # 1: a draw per sequence (the paper); None: one per minibatch; G: one per G sequences
+
+    @property
+    def per_sequence(self) -> bool:
+        """True when every sequence gets its own draw (the paper)."""
+        return self.group_size == 1
+
+
+class WeightNoise(_Draws):
     """Fixed-variance Gaussian weight noise: w + N(0, std²) for the forward and backward passes (Section 3.1).
 
     Args:
@@ -103,14 +125,17 @@ class WeightNoise:
         std: the noise standard deviation (0.075 in the paper).
         per_sequence: read by `noisy_backward`: ``True`` draws fresh noise for each training sequence
             (the paper); ``False`` one draw per minibatch (deviation).
+        group_size: if given, one draw for each G consecutive sequences of a minibatch (deviation unless
+            1); it replaces ``per_sequence``.
     """
 
-    def __init__(self, params: nn.Module | Iterable[Tensor], std: float = 0.075, per_sequence: bool = True) -> None:
+    def __init__(self, params: nn.Module | Iterable[Tensor], std: float = 0.075, per_sequence: bool = True,
+                 group_size: int | None = None) -> None:
         self.params = _params_of(params)
         if std < 0:
             raise ValueError(f"noise std must be ≥ 0, got {std}")
         self.std = float(std)
-        self.per_sequence = per_sequence
+        self.group_size = _group_size(per_sequence, group_size)
         self._clean: list[Tensor] | None = None
 
     @contextmanager
@@ -168,7 +193,7 @@ def awn_kl(mu_list: Iterable[Tensor], s_list: Iterable[Tensor]) -> Tensor:
     return (0.5 * torch.log(s2_p) - torch.log(s) + spread / (2 * s2_p) - 0.5).sum()
 
 
-class AdaptiveWeightNoise:
+class AdaptiveWeightNoise(_Draws):
     """Adaptive weight noise (Graves 2011): a diagonal Gaussian posterior N(μ_i, s_i²) over the weights.
 
     μ are the model's own parameters (so loading a previous run's weights into the model starts μ
@@ -187,6 +212,8 @@ class AdaptiveWeightNoise:
         model: the network; its trainable parameters (or those named in ``names``) get a posterior.
         init_std: initial s for every weight (0.075 in the paper).
         per_sequence: read by `noisy_backward` (``True``: one weight sample per sequence, the paper).
+        group_size: if given, one weight sample for each G consecutive sequences of a minibatch (a
+            deviation unless 1); it replaces ``per_sequence``.
         names: optional subset of ``model.named_parameters()`` names.
         max_std: an upper bound on every s (``None``: none, the paper). It holds from construction on:
             `load_state_dict` and `bound_` (call it after each optimiser step) project log s onto it.
@@ -199,6 +226,7 @@ class AdaptiveWeightNoise:
         per_sequence: bool = True,
         names: Iterable[str] | None = None,
         max_std: float | None = None,
+        group_size: int | None = None,
     ) -> None:
         if init_std <= 0:
             raise ValueError(f"init_std must be > 0, got {init_std}")
@@ -214,7 +242,7 @@ class AdaptiveWeightNoise:
         self.names = [n for n, _ in named]
         self.mu = [p for _, p in named]
         self.log_s = [nn.Parameter(torch.full_like(p.detach(), math.log(init_std))) for p in self.mu]  # log s
-        self.per_sequence = per_sequence
+        self.group_size = _group_size(per_sequence, group_size)
         self._clean: list[Tensor] | None = None
 
     def parameters(self) -> Iterator[nn.Parameter]:
@@ -312,10 +340,11 @@ def noisy_backward(
 ) -> Tensor:
     """Forward and backward passes under weight noise; gradients accumulate in ``.grad``.
 
-    With ``noise.per_sequence`` (the paper) each sequence i gets its own draw:
-    ``loss_fn(slice(i, i + 1)).backward()`` under a fresh ``noise.sample(generator)``, for i < batch_size.
-    Otherwise (deviation) one draw for ``loss_fn(slice(0, batch_size))``. The clean weights are restored
-    afterwards; call ``optimizer.step()`` next.
+    With ``noise.group_size`` G each run of G sequences gets its own draw:
+    ``loss_fn(slice(i, min(i + G, batch_size))).backward()`` under a fresh ``noise.sample(generator)``, for
+    i = 0, G, 2G, … < batch_size. G = 1 is the paper's draw per sequence; ``group_size=None`` (deviation)
+    is one draw for ``loss_fn(slice(0, batch_size))``. The clean weights are restored afterwards; call
+    ``optimizer.step()`` next.
 
     Args:
         noise: a `WeightNoise` or `AdaptiveWeightNoise`.
@@ -326,7 +355,8 @@ def noisy_backward(
     Returns:
         the summed loss, detached (a scalar).
     """
-    slices = [slice(i, i + 1) for i in range(batch_size)] if noise.per_sequence else [slice(0, batch_size)]
+    G = noise.group_size or max(batch_size, 1)
+    slices = [slice(i, min(i + G, batch_size)) for i in range(0, batch_size, G)]
     total = None
     for idx in slices:
         with noise.sample(generator):

@@ -1,0 +1,90 @@
+"""Cost of drawing the weights per sequence, per group of sequences, or once per minibatch.
+
+The paper draws fresh weights (weight noise, adaptive weight noise) for every training sequence;
+`graves.nn.noise.noisy_backward` then runs a minibatch as B one-sequence passes. ``noise.per = "group"``
+(a deviation) draws once for each ``noise.group_size`` consecutive sequences, and ``"batch"`` once for
+the whole minibatch. This times the forward and backward passes of one training step under adaptive
+weight noise (`noisy_backward`, the same call the trainer makes, plus the KL term) for each choice, on
+the same real minibatches of the config's data, side by side in one run: the reps interleave the
+choices, and the median of ``--reps`` timed reps (after one warm-up rep of each) is reported, with its
+ratio to one draw per minibatch.
+
+    python bench/noise_draws.py [--config configs/hw-synth-medium.toml] [--groups 16,8,4,1] [--batches 3]
+                                [--reps 3] [--threads 2] [key=value ...]
+
+The minibatches are spread over one epoch's length-sorted batches (short, middle and long lines).
+Reads the data the config names (``GRAVES_DATA`` or ``data.root``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from graves.config import load_config
+from graves.nn.noise import AdaptiveWeightNoise, noisy_backward
+from graves.train import build_task
+
+
+def _step_seconds(task, model, batches, noise: AdaptiveWeightNoise, generator: torch.Generator) -> float:
+    """Forward and backward of every batch under ``noise``, as `graves.train.training_step` runs them."""
+    t0 = time.perf_counter()
+    for batch in batches:
+        model.zero_grad(set_to_none=True)
+        for ls in noise.log_s:
+            ls.grad = None
+        count = task.batch_size(batch)
+        noisy_backward(noise, lambda idx: task.loss(model, batch, idx)[0] * (idx.stop - idx.start), count, generator)
+        (noise.kl() / task.num_train_sequences).backward()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/hw-synth-medium.toml", help="the experiment (model and data)")
+    parser.add_argument("--groups", default="16,8,4,1",
+                        help="sequences per draw to time beside one draw per minibatch (1: the paper)")
+    parser.add_argument("--batches", type=int, default=3, help="minibatches per rep, spread over an epoch")
+    parser.add_argument("--reps", type=int, default=3, help="timed reps per choice (after 1 warm-up)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
+    args = parser.parse_args()
+    groups = [int(g) for g in args.groups.split(",") if g.strip()]
+    if any(g < 1 for g in groups) or args.batches < 1 or args.reps < 1:
+        parser.error("--groups must be integers >= 1, --batches and --reps at least 1")
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, args.overrides)
+    task = build_task(cfg)
+    model = task.model
+    epoch = task.batches(0, torch.Generator().manual_seed(0))
+    order = sorted(range(len(epoch)), key=lambda i: int(epoch[i].lengths.max()))  # short to long
+    picks = [order[round(k * (len(order) - 1) / max(1, args.batches - 1))] for k in range(args.batches)]
+    batches = [epoch[i] for i in picks]
+    B = cfg.train.batch_size
+    choices = [("one per minibatch", None)] + [(f"one per {g} sequence{'s' if g > 1 else ''}", g) for g in groups]
+    noises = {name: AdaptiveWeightNoise(model, init_std=cfg.noise.std, per_sequence=False, group_size=g)
+              for name, g in choices}
+    times: dict[str, list[float]] = {name: [] for name, _ in choices}
+    gen = torch.Generator().manual_seed(0)
+    for rep in range(args.reps + 1):
+        for name, _ in choices:
+            seconds = _step_seconds(task, model, batches, noises[name], gen)
+            if rep:  # rep 0 warms up
+                times[name].append(seconds)
+    lengths = ", ".join(str(int(b.lengths.max())) for b in batches)
+    print(f"{cfg.name}: {cfg.model.num_layers} x {cfg.model.hidden_size} {cfg.model.kind}, batch {B}, "
+          f"{len(batches)} minibatches (longest lines {lengths} points), {args.threads} threads, "
+          f"median of {args.reps} reps")
+    base = statistics.median(times["one per minibatch"])
+    print(f"{'draws':<26} {'passes':>7} {'s per step':>11} {'x one draw':>11}")
+    for name, g in choices:
+        passes = 1 if g is None else -(-B // g)
+        med = statistics.median(times[name]) / len(batches)
+        print(f"{name:<26} {passes:>7} {med:>11.3f} {med * len(batches) / base:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
