@@ -327,13 +327,16 @@ def test_toy_prediction_config_trains_with_adaptive_weight_noise(tmp_path, capsy
     assert isinstance(model, HandwritingPredictor) and "alphabet" not in meta
 
 
-def test_a_resumed_synthesis_run_with_adaptive_noise_matches_an_uninterrupted_one(tmp_path):
-    """The handwriting task resumes exactly too: batch order, one noise draw per line, the posterior's
-    log s and the optimiser state (a review in session 15 found only the text task tested)."""
+@pytest.mark.parametrize("per", ["sequence", "group"])
+def test_a_resumed_synthesis_run_with_adaptive_noise_matches_an_uninterrupted_one(tmp_path, per):
+    """The handwriting task resumes exactly too: batch order, one noise draw per line (or per group of
+    lines), the posterior's log s and the optimiser state (a review in session 15 found only the text
+    task tested)."""
     from graves.checkpoint import load_weights
     from graves.train import train
 
-    extra = dict(**{"noise.kind": "'adaptive'", "noise.per": "'sequence'", "train.eval_every": "0"})
+    extra = dict(**{"noise.kind": "'adaptive'", "noise.per": f"'{per}'", "noise.group_size": "3",
+                    "train.eval_every": "0"})
     cfg = _cfg("synthesis", max_lines=12, **extra)
     train(cfg.override(["train.max_steps=6"]), tmp_path / "whole", progress=False)
     train(cfg.override(["train.max_steps=3"]), tmp_path / "split", progress=False)

@@ -222,17 +222,24 @@ def test_state_is_reset_every_R_sequences(text_file):
     assert float(a.detach()) == float(b.detach())
 
 
-def test_loss_of_slices_adds_up_to_batch_loss(text_file):
-    """Per-sequence weight noise runs the batch one sequence at a time: same losses and carried state."""
+@pytest.mark.parametrize("group", [1, 2])
+def test_loss_of_slices_adds_up_to_batch_loss(text_file, group):
+    """Weight noise runs the batch one sequence (or one group of sequences, the last one short) at a time:
+    the same losses and the same carried state as the whole batch."""
     torch.manual_seed(1)
     a, b = TextTask(_bytes_cfg(text_file)), TextTask(_bytes_cfg(text_file))
     b.model.load_state_dict(a.model.state_dict())
     batches = list(a.batches(0))[:3]
     for batch in batches:
         whole, count = a.loss(a.model, batch)
-        parts = [b.loss(b.model, batch, slice(i, i + 1)) for i in range(count)]
-        assert all(c == 1 for _, c in parts)
-        assert float(sum(p.detach() for p, _ in parts)) / count == pytest.approx(float(whole.detach()), rel=1e-6)
+        assert count % group or group == 1  # with groups of 2 (B = 3), the last group is short
+        slices = [slice(i, min(i + group, count)) for i in range(0, count, group)]
+        parts = [b.loss(b.model, batch, idx) for idx in slices]
+        assert [c for _, c in parts] == [idx.stop - idx.start for idx in slices]
+        total = sum(p.detach() * c for p, c in parts)
+        assert float(total) / count == pytest.approx(float(whole.detach()), rel=1e-6)
+        for sa, sb in zip(a._state, b._state):
+            assert torch.allclose(sa.h, sb.h, atol=1e-6) and torch.allclose(sa.c, sb.c, atol=1e-6)
     for sa, sb in zip(a.state_dict()["hidden"], b.state_dict()["hidden"]):
         torch.testing.assert_close(sa[0], sb[0])
         torch.testing.assert_close(sa[1], sb[1])
@@ -587,7 +594,7 @@ def test_weight_noise_runs_complete(tmp_path, kind, per):
 def test_noise_per_sets_the_sequences_per_draw(kind, per, group_size):
     from graves.train import build_noise
 
-    cfg = _toy(f'noise.kind="{kind}"', f'noise.per="{per}"', "noise.group_size=3")
+    cfg = Config().override([f'noise.kind="{kind}"', f'noise.per="{per}"', "noise.group_size=3"])
     noise = build_noise(cfg, torch.nn.Linear(2, 2))
     assert noise.group_size == group_size and noise.per_sequence == (per == "sequence")
 

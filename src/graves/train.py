@@ -152,7 +152,8 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
     When the loss or a gradient is not finite the step is not taken (the gradients are dropped) and the
     returned loss is NaN; `train` then skips the batch, and stops after :data:`MAX_NONFINITE_STEPS` in a row.
 
-    With weight noise each sequence gets its own draw (:func:`noisy_backward`); with adaptive weight noise
+    With weight noise each sequence (or each group of ``noise.group_size`` sequences, or the whole batch, as
+    ``noise.per`` says) gets its own draw (:func:`noisy_backward`); with adaptive weight noise
     the loss is the MDL loss, the data term plus KL(Q‖P) / (number of training sequences) (SPEC §2).
 
     The objective is the batch's mean loss, but the backward pass runs on the sum over its sequences and

@@ -15,12 +15,13 @@ Calling ``optimizer.step()`` inside the block is an error (detected through the 
 counters), since restoring the clean weights would undo it.
 
 **Noise per sequence.** The paper draws fresh weights for every training sequence. Each class has a
-``per_sequence`` flag (default ``True``, the paper) read by `noisy_backward`, which runs the forward and
+``per_sequence`` flag (default ``True``, the paper): `noisy_backward` then runs the forward and
 backward passes one sequence at a time, each under a fresh draw, accumulating gradients. With
 ``per_sequence=False`` one draw is shared by the whole minibatch — a named deviation (faster: one
 batched pass instead of B passes); the two coincide at batch size 1. Between the two, ``group_size=G``
 (a deviation too) gives each run of G consecutive sequences of the batch its own draw: ⌈B / G⌉ batched
-passes, each over G sequences (``group_size=1`` is the paper's draw per sequence).
+passes, each over G sequences (the last over what is left; ``group_size=1`` is the paper's draw per
+sequence). `noisy_backward` reads the resulting ``group_size`` attribute.
 
 Trainer recipe, fixed weight noise (text nets, Table 1)::
 
@@ -123,8 +124,8 @@ class WeightNoise(_Draws):
     Args:
         params: a module (all its trainable parameters, biases included) or a list of parameters.
         std: the noise standard deviation (0.075 in the paper).
-        per_sequence: read by `noisy_backward`: ``True`` draws fresh noise for each training sequence
-            (the paper); ``False`` one draw per minibatch (deviation).
+        per_sequence: ``True`` draws fresh noise for each training sequence (the paper); ``False`` one
+            draw per minibatch (deviation).
         group_size: if given, one draw for each G consecutive sequences of a minibatch (deviation unless
             1); it replaces ``per_sequence``.
     """
@@ -211,7 +212,7 @@ class AdaptiveWeightNoise(_Draws):
     Args:
         model: the network; its trainable parameters (or those named in ``names``) get a posterior.
         init_std: initial s for every weight (0.075 in the paper).
-        per_sequence: read by `noisy_backward` (``True``: one weight sample per sequence, the paper).
+        per_sequence: ``True``: one weight sample per sequence (the paper); ``False``: one per minibatch.
         group_size: if given, one weight sample for each G consecutive sequences of a minibatch (a
             deviation unless 1); it replaces ``per_sequence``.
         names: optional subset of ``model.named_parameters()`` names.

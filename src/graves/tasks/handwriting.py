@@ -301,8 +301,9 @@ class HandwritingTask:
     def loss(self, model, batch: HandwritingBatch, index: slice | None = None) -> tuple[Tensor, int]:
         """The optimiser's objective: L(x) (eq. 26 summed over time) averaged over the batch's lines.
 
-        With ``index`` (a slice), only those lines, averaged over themselves (per-sequence weight noise
-        runs a batch one line at a time). Returns the loss and the number of lines it covers.
+        With ``index`` (a slice), only those lines, averaged over themselves (weight noise runs a batch one
+        line, or one group of ``noise.group_size`` lines, at a time). Returns the loss and the number of
+        lines it covers.
         """
         if index is not None:
             batch = batch.subset(index)

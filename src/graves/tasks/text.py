@@ -280,9 +280,10 @@ class TextTask:
         Args:
             model: the net.
             batch: inputs and targets ``(T, B)``.
-            index: only the sequences ``index`` of the batch, averaged over themselves (per-sequence
-                weight noise runs each sequence under its own noise draw). Their carried state is used
-                and updated; the slices of one batch must come in order, starting at sequence 0.
+            index: only the sequences ``index`` of the batch, averaged over themselves (weight noise runs
+                each sequence, or each group of ``noise.group_size``, under its own noise draw). Their
+                carried state is used and updated; the slices of one batch must come in order, starting at
+                sequence 0.
 
         Returns:
             ``(loss, count)``: a scalar, and the number of sequences it covers.
