@@ -14,7 +14,7 @@ A group's pass runs on its own lines with the padding beyond its longest line cu
 minibatch are sorted by length), so a few large groups can come out cheaper than one pass over the
 whole minibatch.
 
-    python bench/noise_draws.py [--config configs/hw-synth-medium.toml] [--groups 16,8,4,1] [--batches 3]
+    python bench/noise_draws.py [--config configs/hw-synth-medium.toml] [--groups 16,8,4,1] [--batches 5]
                                 [--reps 3] [--threads 2] [key=value ...]
 
 The minibatches are spread evenly over one epoch's batches sorted by their longest line.
@@ -56,12 +56,15 @@ def main() -> None:
     parser.add_argument("--config", default="configs/hw-synth-medium.toml", help="the experiment (model and data)")
     parser.add_argument("--groups", default="16,8,4,1",
                         help="sequences per draw to time beside one draw per minibatch (1: the paper)")
-    parser.add_argument("--batches", type=int, default=3, help="minibatches per rep, spread over an epoch")
+    parser.add_argument("--batches", type=int, default=5, help="minibatches per rep, spread over an epoch")
     parser.add_argument("--reps", type=int, default=3, help="timed reps per choice (after 1 warm-up)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
     args = parser.parse_args()
-    groups = [int(g) for g in args.groups.split(",") if g.strip()]
+    try:
+        groups = [int(g) for g in args.groups.split(",") if g.strip()]
+    except ValueError:
+        parser.error(f"--groups takes integers separated by commas, not {args.groups!r}")
     if any(g < 1 for g in groups) or args.batches < 1 or args.reps < 1:
         parser.error("--groups must be integers >= 1, --batches and --reps at least 1")
     torch.set_num_threads(args.threads)

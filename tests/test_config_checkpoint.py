@@ -148,7 +148,7 @@ def test_graves_info_describes_checkpoints_and_run_folders_without_loading_the_m
     d = describe(shipped)
     weights = load_weights(shipped)
     history = [h for h in load_meta(shipped)["history"] if "valid" in h]
-    assert (d["kind"], d["layers"], d["cells"], d["mixtures"], d["window_mixtures"]) == ("synthesis", 3, 100, 20, 10)
+    assert (d["kind"], d["layers"], d["cells"], d["mixtures"], d["window_mixtures"]) == ("synthesis", 3, 200, 20, 10)
     assert d["weights"] == sum(v.numel() for v in weights.values()) and d["dtypes"] == ["F32"]
     assert d["best_validation"]["valid"]["loss"] == min(h["valid"]["loss"] for h in history)
     assert d["styles"] == 4 and d["resumable"] is False and d["characters"] == 80
