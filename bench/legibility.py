@@ -240,13 +240,13 @@ def validation_lines(data_root: str | None, n: int):
     return [lines[i] for i in idx]
 
 
-def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidates, cap):
+def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidates, cap, finish=None):
     """The lines' offsets and a note: how many lines the end rule ended at the first try and in the end."""
     from graves.sample import line_generators, synthesize
 
     res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(seed, len(texts)),
                      normaliser=normaliser, substitute=True, retries=retries, candidates=candidates,
-                     max_steps_per_char=cap)
+                     max_steps_per_char=cap, **({} if finish is None else {"finish_stroke": finish}))
     first = sum(r.finished and r.attempts == 1 for r in res)
     last = sum(r.finished for r in res)
     ended = [(o.offsets, t) for o, t in zip(res, texts) if o.finished]
@@ -279,6 +279,9 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", type=int, default=None, help="candidates raced per line (default: graves write's)")
     p.add_argument("--cap", type=int, default=None,
                    help="step cap in points per character (default: graves write's); raise it to see a slow net's pace")
+    p.add_argument("--finish-stroke", type=int, default=None,
+                   help="points drawn at most to finish the stroke the end rule cut (default: graves write's; "
+                        "0: the paper's rule)")
     p.add_argument("--jobs", type=int, default=2, help="tesseract processes at once")
     p.add_argument("--keep", help="keep the line images in this folder")
     p.add_argument("--json", help="write the results here")
@@ -298,6 +301,10 @@ def main(argv=None) -> int:
         from graves.sample import DEFAULT_STEPS_PER_CHAR
 
         a.cap = DEFAULT_STEPS_PER_CHAR
+    if a.finish_stroke is None:
+        from graves.sample import DEFAULT_FINISH_STROKE
+
+        a.finish_stroke = DEFAULT_FINISH_STROKE
     from graves.sample import DEFAULT_BIAS
 
     # (bias, candidates) settings: every bias as graves write writes it, and the plain sampler at the default
@@ -338,13 +345,13 @@ def main(argv=None) -> int:
                    f"({res['forms']} forms; ± is grouped by form, {res['se_lines']:.3f} line by line)")
             floor = res
         for b, k in settings:
-            lines, note = synthesise(model, alphabet, normaliser, texts, b, a.seed, a.retries, k, a.cap)
+            lines, note = synthesise(model, alphabet, normaliser, texts, b, a.seed, a.retries, k, a.cap, a.finish_stroke)
             report("synthesised, same texts", b, k, score(lines, texts, work, f"val-b{b:g}-k{k}", a.jobs), note)
     for file in [] if a.drawings else a.sentences:
         sents = read_sentences(file)
         name = "sentences" if Path(file).name == "sentences.txt" else Path(file).stem
         for b, k in settings:
-            lines, note = synthesise(model, alphabet, normaliser, sents, b, a.seed, a.retries, k, a.cap)
+            lines, note = synthesise(model, alphabet, normaliser, sents, b, a.seed, a.retries, k, a.cap, a.finish_stroke)
             report(f"synthesised, {name}", b, k, score(lines, sents, work, f"{name}-b{b:g}-k{k}", a.jobs), note)
     if floor is not None:
         for r in rows:
@@ -358,7 +365,8 @@ def main(argv=None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"model": what, "rows": rows, "ink_px": INK_PX,
                                             "stroke_px": STROKE_PX, "retries": a.retries, "cap": a.cap,
-                                            "candidates": a.candidates}, indent=2))
+                                            "candidates": a.candidates, "finish_stroke": a.finish_stroke},
+                                           indent=2))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -375,11 +383,11 @@ def _drawings(a, model, alphabet, normaliser, work: Path, report) -> int:
         sys.exit("--drawings needs the IAM-OnDB data (--data or GRAVES_DATA)")
     texts = [ln.text for ln in val]
     sets = [("IAM testset_v (real)", [ln.offsets for ln in val], texts)]
-    lines, _ = synthesise(model, alphabet, normaliser, texts, DEFAULT_BIAS, a.seed, a.retries, a.candidates, a.cap)
+    lines, _ = synthesise(model, alphabet, normaliser, texts, DEFAULT_BIAS, a.seed, a.retries, a.candidates, a.cap, a.finish_stroke)
     sets.append(("synthesised, same texts", lines, texts))
     if a.sentences:  # the first file
         sents = read_sentences(a.sentences[0])
-        lines, _ = synthesise(model, alphabet, normaliser, sents, DEFAULT_BIAS, a.seed, a.retries, a.candidates, a.cap)
+        lines, _ = synthesise(model, alphabet, normaliser, sents, DEFAULT_BIAS, a.seed, a.retries, a.candidates, a.cap, a.finish_stroke)
         sets.append(("synthesised, sentences", lines, sents))
     kept = (INK_PX, STROKE_PX, LEVEL)
     try:

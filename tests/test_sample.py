@@ -86,7 +86,7 @@ def test_synthesis_stops_when_the_window_passes_the_end():
     # φ(t, u) = K exp(−(t/2 − u)²): the rule first holds at the step t with κ_t > U + 1/2.
     kappa = 0.5 * np.arange(1, 40)
     first = int(np.argmax(kappa > U + 0.5))  # 0-based step at which the line stops (no point drawn there)
-    r = synthesize(model, ALPHABET, [text], bias=0.0, generator=0)[0]
+    r = synthesize(model, ALPHABET, [text], bias=0.0, generator=0, finish_stroke=0)[0]  # the paper's rule
     assert r.finished
     assert len(r.offsets) == first
     assert r.phi.shape == (first, U)
@@ -156,7 +156,8 @@ def test_candidates_keep_the_first_to_finish_and_do_not_change_any_candidate():
         alone = [synthesize(model, ALPHABET, [text], generator=[g], max_steps_per_char=6)[0]
                  for g in _candidate_generators(line_generators(5, 3)[i], K)]
         done = [j for j, a in enumerate(alone) if a.finished]
-        best = min(done, key=lambda j: (len(alone[j].offsets), j)) if done else 0
+        # the first to reach its text's end: the fewest points before its last stroke was finished
+        best = min(done, key=lambda j: (len(alone[j].offsets) - alone[j].tail, j)) if done else 0
         assert r.finished == bool(done)
         assert len(r.offsets) == len(alone[best].offsets)  # batch size changes only float rounding
         np.testing.assert_allclose(r.offsets, alone[best].offsets, rtol=1e-5, atol=1e-4)
@@ -266,6 +267,57 @@ class Spy:
         return self.model.step(x, c, state)
 
 
+class PenScript(Spy):
+    """A real net (its window, so its end rule) with a scripted pen: the point drawn at step s is
+    (dx[s] or 1, 0, 1 if s in lifts else 0), exactly (σ̂ = −30: no spread; eqs. 18–22)."""
+
+    def __init__(self, model, lifts, dx=None):
+        super().__init__(model)
+        self.lifts, self.dx = set(lifts), dict(dx or {})
+
+    def step(self, x, c, state):
+        y_hat, state, phi = super().step(x, c, state)
+        s, M = len(self.fed) - 1, (y_hat.shape[1] - 1) // 6
+        y_hat = torch.zeros_like(y_hat)
+        y_hat[:, 0] = -60.0 if s in self.lifts else 60.0  # e = σ(−ê) (eq. 18): 1 or 0
+        y_hat[:, 1 + M : 1 + 2 * M] = self.dx.get(s, 1.0)  # μ1 = dx of every component
+        y_hat[:, 1 + 3 * M : 1 + 5 * M] = -30.0  # σ = e^−30
+        return y_hat, state, phi
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_last_stroke_and_delayed_strokes_are_finished_after_the_end_rule(fast):
+    model = tiny_synth()
+    set_window(model, 0.0, 0.0, float(np.log(0.5)))  # as above: the rule fires at a known step
+    text = "abc"
+    f = int(np.argmax(0.5 * np.arange(1, 40) > len(text) + 0.5))  # points the paper's rule keeps
+
+    def write_with(lifts, dx=None, n=30):
+        r = synthesize(PenScript(model, lifts, dx), ALPHABET, [text], generator=0, finish_stroke=n, fast=fast)[0]
+        assert r.finished and r.phi.shape == (len(r.offsets), len(text))
+        return len(r.offsets), r.tail, r.offsets[-1, 2]
+
+    paper = synthesize(PenScript(model, [f + 2]), ALPHABET, [text], generator=0, finish_stroke=0)[0]
+    assert (len(paper.offsets), paper.tail, paper.offsets[-1, 2]) == (f, 0, 0.0)  # cut mid-stroke
+    np.testing.assert_allclose(paper.offsets[:, :2], np.ones((f, 2)) * [1, 0], atol=1e-9)  # the scripted pen
+    # the stroke the rule cut is finished; the next stroke starts right of the ink (a letter past the
+    # text): its first point is dropped
+    assert write_with([f + 2]) == (f + 3, 3, 1.0)
+    # a stroke that starts back over the last letters (a t-cross) is drawn too, then the stray one is not
+    assert write_with([f + 2, f + 4], {f + 3: -2.0, f + 5: 5.0}) == (f + 5, 5, 1.0)
+    # ... but not one that starts further back than DELAYED_REACH characters (say, the line's start)
+    assert write_with([f + 2], {f + 3: -1000.0}) == (f + 3, 3, 1.0)
+    # the pen never lifts: at most finish_stroke more points
+    assert write_with([], n=4) == (f + 4, 4, 0.0)
+    # the pen was already up when the rule fired, and the next stroke is stray: nothing more
+    assert write_with([f - 1, f + 2]) == (f, 0, 1.0)
+    # the pen had just moved to start a stroke past the text: that point is dropped
+    assert write_with([f - 2, f + 5]) == (f - 1, -1, 1.0)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(SampleError, match="finish_stroke"):
+            synthesize(model, ALPHABET, ["ab"], finish_stroke=bad)
+
+
 def test_primed_sampling_feeds_the_primer_exactly():
     model = tiny_synth(2)
     rng = np.random.default_rng(0)
@@ -275,7 +327,7 @@ def test_primed_sampling_feeds_the_primer_exactly():
     before = prim.copy()
     spy = Spy(model)
     r = synthesize(spy, ALPHABET, ["zap", "q"], primer=primer, generator=0, normaliser=NORM, max_steps_per_char=5)
-    fed = torch.stack(spy.fed)  # (steps, B, 3)
+    fed = torch.stack(spy.fed[: 1 + len(prim)])  # (steps, B, 3) while both lines read the primer
     want = torch.from_numpy(normalise(prim, NORM))
     for b in range(2):
         assert torch.equal(fed[0, b], torch.zeros(3))  # the null first input
@@ -615,6 +667,14 @@ def test_the_python_api_writes_what_the_cli_writes(tmp_path):
                      "-o", str(out)]) == 0
     assert out.read_text() == hw.svg()
     assert hw.save(tmp_path / "api.png").read_bytes()[:4] == b"\x89PNG"
+    # ... and with the paper's end rule (--finish-stroke 0), the same page as the Python side's
+    paper = graves.write("one two three four", model=ckpt, width=9, seed=2, finish_stroke=0)
+    assert cli.main(["write", "one two three four", "--model", str(ckpt), "--width", "9", "--seed", "2",
+                     "--finish-stroke", "0", "-o", str(out)]) == 0
+    assert out.read_text() == paper.svg()
+    assert all(r.tail == 0 for r in paper.results)
+    assert any(r.tail != 0 for r in hw.results)  # the fixture: some line of the default page went past its rule
+    assert cli.main(["write", "hi", "--model", str(ckpt), "--finish-stroke", "-1", "-o", str(out)]) == 2
     # the checkpoint is loaded once, and again only when it changes on disk
     net = sample_mod._cached_synthesizer(ckpt)[0]
     assert sample_mod._cached_synthesizer(ckpt)[0] is net
@@ -843,14 +903,15 @@ def test_the_shipped_model_writes_through_the_cli(tmp_path):
 
 
 def test_cli_help_states_the_sampler_defaults():
-    """The parser stays light (no torch import), so its help repeats two defaults: keep them in step."""
+    """The parser stays light (no torch import), so its help repeats the defaults: keep them in step."""
     from graves.cli import build_parser
-    from graves.sample import DEFAULT_BIAS
+    from graves.sample import DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_FINISH_STROKE, DEFAULT_RETRIES
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices
-    write_help = sub["write"].format_help()
-    assert f"(default {DEFAULT_BIAS:g};" in " ".join(write_help.split())
+    write_help = " ".join(sub["write"].format_help().split())
+    for default in (DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_FINISH_STROKE, DEFAULT_RETRIES):
+        assert f"(default {default:g};" in write_help
     plot = next(a for a in sub["plot"]._actions if a.dest == "what").choices
     assert f"graves write's, {DEFAULT_BIAS:g})" in " ".join(plot["density"].format_help().split())
 
@@ -1041,7 +1102,7 @@ def test_a_batch_too_large_is_written_a_few_lines_at_a_time(tmp_path, monkeypatc
     primer = S.load_styles()[0]
     lines = ["ab", "abc", "a", "abcd", "ab"]
     cells = [S.write_cells([ln], primer) for ln in lines]
-    assert S.write_cells(lines, primer) == 5 * 4 * (len(primer.offsets) + 40 * 4 + 1) * (len(primer.text) + 1 + 4 + 1)
+    assert S.write_cells(lines, primer) == 5 * 4 * (len(primer.offsets) + 40 * 4 + 1 + S.DEFAULT_FINISH_STROKE) * (len(primer.text) + 1 + 4 + 1)
     monkeypatch.setattr(S, "MAX_BATCH_CELLS", 2 * max(cells))
     parts = S._batches(lines, primer, 4)
     assert [i for p in parts for i in range(len(lines))[p]] == list(range(len(lines)))  # all, in order

@@ -126,6 +126,7 @@ def _cmd_write(a: argparse.Namespace) -> int:
                              substitute=a.substitute, data_root=a.data,
                              **({} if a.retries is None else {"retries": a.retries}),
                              **({} if a.candidates is None else {"candidates": a.candidates}),
+                             **({} if a.finish_stroke is None else {"finish_stroke": a.finish_stroke}),
                              render=_render_options(a), same_hand=a.same_hand)
     for p in written:
         print(f"wrote {p}", file=sys.stderr)
@@ -316,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--candidates", type=int, default=None,
                    help="race this many candidates per line and keep the first to finish its text "
                         "(default 4; 1: the paper's plain sampling)")
+    w.add_argument("--finish-stroke", type=int, default=None, metavar="POINTS",
+                   help="past the end of its text a line may draw this many more points, to finish the stroke "
+                        "the end rule cut and add i-dots and t-crosses (default 30; 0: the paper's rule)")
     w.add_argument("--substitute", action="store_true",
                    help="replace characters the model cannot write (documented table) instead of failing")
     w.add_argument("--same-hand", action="store_true",

@@ -48,6 +48,7 @@ from graves.data.primer import Primer
 __all__ = [
     "DEFAULT_BIAS",
     "DEFAULT_CANDIDATES",
+    "DEFAULT_FINISH_STROKE",
     "DEFAULT_RETRIES",
     "DEFAULT_STEPS_PER_CHAR",
     "MAX_BATCH_CELLS",
@@ -89,6 +90,18 @@ DEFAULT_BIAS = 0.75
 #: writing but never runs forever.
 DEFAULT_STEPS_PER_CHAR = 40
 
+#: After the end-of-text rule fires with the pen down (the last letter's final stroke half drawn: about a
+#: third of the lines of ``bench/sentences*.txt`` at the default bias), a line is drawn on until the pen
+#: lifts, at most this many more points (:func:`synthesize`'s ``finish_stroke``; ours, not the paper's,
+#: whose rule stops at once: 0). Those strokes needed 1-21 more points (median 5; docs/sampling-notes.md,
+#: "The last stroke").
+DEFAULT_FINISH_STROKE = 30
+
+#: Past the end of its text a line may still add a delayed stroke (an i-dot, a t-cross) that starts over
+#: the ink's last this many characters (mean widths of the line's characters so far); see
+#: :func:`synthesize`, ``finish_stroke``.
+DELAYED_REACH = 3.0
+
 #: How many more times ``graves write`` writes a line that the step cap stopped (see :func:`synthesize`).
 DEFAULT_RETRIES = 5
 
@@ -126,6 +139,9 @@ class SynthesisResult:
         attempts: how many times the line was written (more than 1 only with ``retries``).
         lead_in: primed lines: how many points were drawn after the primer but are not in ``offsets``
             (strokes finished while the window was still on the primer's text, see :func:`lead_in`).
+        tail: how many of ``offsets`` were drawn after the end-of-text rule fired, to finish the stroke it
+            cut (``finish_stroke``); −1: a one-point stroke begun past the text was dropped instead; 0 for
+            the paper's rule and for lines the step cap stopped.
     """
 
     offsets: np.ndarray
@@ -135,6 +151,7 @@ class SynthesisResult:
     inputs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 3), np.float32))
     attempts: int = 1
     lead_in: int = 0
+    tail: int = 0
 
 
 # ============================================================================================ RNG
@@ -529,6 +546,7 @@ def synthesize(
     end_rule: bool = True,
     retries: int = 0,
     candidates: int = 1,
+    finish_stroke: int = DEFAULT_FINISH_STROKE,
     _groups: Sequence[int] | None = None,
 ) -> list[SynthesisResult]:
     """Write several lines at once with the synthesis net (Section 5.3–5.5).
@@ -542,6 +560,11 @@ def synthesize(
 
     * **End of text** (Section 5.3): a line stops as soon as φ(t, U+1) > φ(t, u) for all u ≤ U, U its
       text's length (:func:`end_of_text`); the point of that step is not drawn.
+    * **The last stroke** (ours, not the paper's): the rule often fires with the pen down, in the last
+      letter's final stroke; with ``finish_stroke`` = N > 0 such a line goes on until the pen lifts, at
+      most N more points (the point that lifts it is drawn). If the pen had only just moved to start a new
+      stroke (one point since it lifted: past the text, a stray letter would follow), that point is
+      dropped instead and the line ends at the pen-up. ``finish_stroke=0`` is the paper's rule exactly.
     * **Step cap**: at most ``max_steps_per_char · len(text)`` points are drawn for a line
       (``finished=False`` if the cap stopped it).
     * **Retries** (ours, not the paper's): a line stopped by the cap has lost its place in the text (its
@@ -550,7 +573,8 @@ def synthesize(
     * **Candidates** (ours, not the paper's): with ``candidates`` = K > 1 each line is written K times side
       by side in one batch (candidate 0 with the line's own generator, the others with generators seeded
       from a copy of it) and the first candidate to reach the end of its text is kept: the one that wrote
-      the text in the fewest points, i.e. the one whose window lost its place least. The others stop at
+      the text in the fewest points (before its last stroke is finished), i.e. the one whose window lost
+      its place least. The others stop at
       that step, so a line costs no more steps than its quickest candidate. Ties go to the lower index.
       A line none of whose candidates finished counts as stopped by the cap (and is retried as a whole).
     * **Bias** (eqs. 61–62): σ = exp(σ̂ − b), π = softmax(π̂ (1 + b)); b = 0 is unbiased sampling.
@@ -578,6 +602,8 @@ def synthesize(
         retries: how many more times a line the step cap stopped is written (``graves write``: 5).
         candidates: how many candidates race for each line (``graves write``: :data:`DEFAULT_CANDIDATES`);
             1 is the paper's plain sampling.
+        finish_stroke: at most this many points drawn after the end rule to finish a stroke it cut
+            (:data:`DEFAULT_FINISH_STROKE`); 0: stop where the paper's rule stops.
 
     Returns:
         B :class:`SynthesisResult`, in the order of ``texts``.
@@ -601,6 +627,8 @@ def synthesize(
         raise SampleError(f"retries must be a whole number >= 0, got {retries!r}")
     if not isinstance(candidates, int) or isinstance(candidates, bool) or candidates < 1:
         raise SampleError(f"candidates must be a whole number >= 1, got {candidates!r}")
+    if not isinstance(finish_stroke, int) or isinstance(finish_stroke, bool) or finish_stroke < 0:
+        raise SampleError(f"finish_stroke must be a whole number >= 0, got {finish_stroke!r}")
     primers = list(primer) if isinstance(primer, (list, tuple)) else [primer] * B
     if len(primers) != B:
         raise SampleError(f"{len(primers)} primers for {B} lines")
@@ -610,7 +638,8 @@ def synthesize(
     b_all = _bias_column(biases, B, device, dtype)  # (B, 1)
     if retries:
         once = dict(max_steps_per_char=max_steps_per_char, normaliser=normaliser, substitute=substitute,
-                    threads=threads, fast=fast, end_rule=end_rule, candidates=candidates)
+                    threads=threads, fast=fast, end_rule=end_rule, candidates=candidates,
+                    finish_stroke=finish_stroke)
         results = synthesize(model, alphabet, texts, bias=bias, generator=gens, primer=primers, **once)
         for attempt in range(2, retries + 2):
             redo = [i for i, r in enumerate(results) if not r.finished]
@@ -638,7 +667,8 @@ def synthesize(
         raced = synthesize(model, alphabet, [texts[i] for i in rep], bias=[biases[i] for i in rep],
                            generator=rows_g, max_steps_per_char=max_steps_per_char,
                            primer=[primers[i] for i in rep], normaliser=normaliser, substitute=substitute,
-                           threads=threads, fast=fast, end_rule=end_rule, _groups=rep)
+                           threads=threads, fast=fast, end_rule=end_rule, finish_stroke=finish_stroke,
+                           _groups=rep)
         results = []
         for i in range(B):
             group = raced[i * K : (i + 1) * K]
@@ -678,10 +708,25 @@ def synthesize(
 
     with _sampling_mode(threads):
         st = _stepper(model, B, c, fast)
-        T_loop = T_max + 1  # a line at its cap still gets the end rule checked once more
+        # a line at its cap still gets the end rule checked once more, and may then finish its stroke
+        T_loop = T_max + 1 + finish_stroke
         inputs = torch.zeros(B, T_loop + 1, 3, device=device, dtype=dtype)  # x_1 = 0, then what is fed
         phis = torch.zeros(B, T_loop, U1, device=device, dtype=dtype)  # φ(t, ·) of every step
         finished = torch.zeros(B, dtype=torch.bool, device=device)
+        # After the end rule (finish_stroke > 0): a line is ``ending`` from step end_at on. pos: the x of the
+        # point fed at this step (raw units, from the first point after the null input); right: the
+        # rightmost x of the ink; x0: pos at the end of the primer; own: the line's own characters.
+        ending = torch.zeros(B, dtype=torch.bool, device=device)
+        end_at = torch.zeros(B, dtype=torch.long, device=device)
+        up_before = torch.ones(B, dtype=torch.bool, device=device)  # the point fed a step earlier lifted the pen
+        pos = torch.zeros(B, device=device, dtype=torch.float64)
+        right = torch.full((B,), -math.inf, device=device, dtype=torch.float64)
+        x0 = torch.zeros(B, device=device, dtype=torch.float64)
+        own = torch.tensor(own_len, device=device, dtype=torch.float64)
+        stats = _stats(normaliser)
+        mx, sx = (0.0, 1.0) if stats is None else (float(stats[0][0]), float(stats[1][0]))
+        dropped = torch.zeros(B, dtype=torch.bool, device=device)  # the last point drawn is dropped (stray)
+        fired_at = torch.zeros(B, dtype=torch.long, device=device)  # end_at of the lines that stopped
         stop_t = torch.full((B,), T_loop, dtype=torch.long, device=device)  # the step at which a line stopped
         active = torch.arange(B, device=device)  # original indices of the rows still in the batch
         lengths_a, Tp_a, cap_a, b_a, gens_a = lengths, Tp, cap, b_all, list(gens)
@@ -715,23 +760,49 @@ def synthesize(
             y_hat, phi = st.step(x)  # ŷ_t predicts the next point; φ(t, u), u = 1..U_max+1
             seg_phi.append(phi)
             eot = _end_check(phi, after, beyond) if end_rule else never  # (B_a,)  Section 5.3
-            done = eot | (t >= cap_a) if t >= next_cap else eot
             clamp = (Tp_a > t) if t < T_prime else None  # the next input is still the primer's point t
             if clamp is not None:
-                done = done & ~clamp
-            if bool(done.any()):
+                eot = eot & ~clamp
+            newly = eot & ~ending  # the rule fires for the first time
+            ending = ending | eot
+            lifted = x[:, 2] > 0.5  # x is the point fed at this step, the last one drawn
+            end_at = torch.where(newly, t, end_at)
+            if finish_stroke:
+                if t:  # not the null input
+                    pos = pos + (x[:, 0].double() * sx + mx)
+                if t <= T_prime:
+                    x0 = torch.where(Tp_a == t, pos, x0)
+                # Past its text a line goes on stroke by stroke: the stroke the rule cut is finished, and
+                # a stroke begun after it is drawn if it starts over the ink's last DELAYED_REACH
+                # characters (an i-dot, a t-cross, the second stroke of an x), else its first point
+                # (the start of a letter past the text) is dropped and the line ends at the pen-up
+                # before it; at most finish_stroke points after the rule.
+                width = (right - x0).clamp(min=0) / own
+                stray = ending & up_before & ((pos > right) | (pos < right - DELAYED_REACH * width))
+                stop = stray | (ending & (t - end_at >= finish_stroke))
+                right = torch.maximum(right, pos) if t else right
+            else:
+                stray = never
+                stop = eot
+            done = stop | ((t >= cap_a) & ~ending) if t >= next_cap else stop
+            if bool(done.any()) or (groups_a is not None and bool(newly.any())):
                 if groups_a is not None:  # a line's first candidate to end its text stops the others
-                    won[groups_a[eot & done]] = True
-                    done = done | won[groups_a]
+                    won[groups_a[newly]] = True
+                    done = done | (won[groups_a] & ~ending)
                 flush(t + 1)
                 gone = active[done]
-                finished[gone] = eot[done]
+                finished[gone] = ending[done]
                 stop_t[gone] = t
+                dropped[gone] = stray[done]
+                fired_at[gone] = end_at[done]
                 keep = (~done).nonzero().squeeze(1)
                 if keep.numel() == 0:
                     break
                 active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never = (
                     v.index_select(0, keep) for v in (active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never)
+                )
+                ending, end_at, lifted, pos, right, x0, own = (
+                    v.index_select(0, keep) for v in (ending, end_at, lifted, pos, right, x0, own)
                 )
                 if groups_a is not None:
                     groups_a = groups_a.index_select(0, keep)
@@ -750,18 +821,21 @@ def synthesize(
             else:
                 x = _draw(y_hat, b_a, gens_a, cols)
             seg_x.append(x)
+            up_before = lifted
         else:
             flush(T_loop)
         inputs_np = inputs.cpu().numpy()
         phis_np = phis.cpu().numpy()
         stop_np = stop_t.cpu().numpy()
         fin_np = finished.cpu().numpy()
+        drop_np = dropped.cpu().numpy()
+        fired_np = fired_at.cpu().numpy()
         len_np = lengths.cpu().numpy()
 
     results = []
     for i in range(B):
         k = prime_len[i]
-        drawn = int(stop_np[i]) - k  # points drawn after the primer
+        drawn = int(stop_np[i]) - k - int(drop_np[i])  # points drawn after the primer
         ins = inputs_np[i, : 1 + k + drawn]  # x_1 = 0, the primer, the drawn points
         phi_i = phis_np[i, k : k + drawn, : int(len_np[i])]
         lead = lead_in(ins[1 + k :, 2], phi_i, int(len_np[i]) - own_len[i]) if k else 0
@@ -775,6 +849,7 @@ def synthesize(
                 text=full[i],
                 inputs=denormalise(ins, normaliser),
                 lead_in=lead,
+                tail=int(stop_np[i] - fired_np[i]) - int(drop_np[i]) if fin_np[i] else 0,
             )
         )
     return results
@@ -1111,6 +1186,7 @@ def write(
     candidates: int = DEFAULT_CANDIDATES,
     threads: int | str | None = "auto",
     same_hand: bool = False,
+    finish_stroke: int = DEFAULT_FINISH_STROKE,
 ) -> Handwriting:
     """Write ``text`` as handwriting: the Python side of ``graves write``.
 
@@ -1144,6 +1220,9 @@ def write(
             --same-hand``): a steadier slant down the page, but the primed lines come out smaller than line 1
             and read less easily (docs/sampling-notes.md, "Style across lines"). Ignored with a style or
             primer, which primes every line anyway.
+        finish_stroke: past the end of its text a line may draw at most this many more points, to finish
+            the stroke the end rule cut and add delayed strokes (i-dots, t-crosses); 0: the paper's rule
+            (:func:`synthesize`).
 
     Raises:
         SampleError: an empty text, a bad option or style, a primer without its transcription.
@@ -1204,7 +1283,7 @@ def write(
 
     gens = line_generators(seed, len(lines))
     kw = dict(bias=bias, normaliser=normaliser, substitute=substitute, retries=retries, candidates=candidates,
-              threads=threads)
+              threads=threads, finish_stroke=finish_stroke)
     if primer is not None or not same_hand:
         groups = _write_lines(net, alphabet, lines, gens, primer, kw)
     else:
@@ -1242,8 +1321,8 @@ MIN_SPLIT_CHARS = 10
 def write_cells(lines: Sequence[str], primer: Primer | None = None, candidates: int = DEFAULT_CANDIDATES,
                 max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR, substitute: bool = False) -> int:
     """How much one batch of ``lines`` asks of the sampler: the cells of its record of the window weights
-    φ(t, u), rows (lines × racing candidates) × pen steps (the primer's points and the step cap of the
-    longest line) × characters (the primer's transcription, as substituted with ``substitute``, and the
+    φ(t, u), rows (lines × racing candidates) × pen steps (the primer's points, the step cap of the
+    longest line and :data:`DEFAULT_FINISH_STROKE`) × characters (the primer's transcription, as substituted with ``substitute``, and the
     longest line). Memory is 4 bytes a cell, and the window's work per step grows with the same product."""
     if not lines:
         return 0
@@ -1251,7 +1330,8 @@ def write_cells(lines: Sequence[str], primer: Primer | None = None, candidates: 
     points = len(primer.offsets) if primer is not None else 0
     said = None if primer is None else substitute_text(primer.text) if substitute else primer.text
     chars = len(said) + 1 if said is not None else 0
-    return len(lines) * max(candidates, 1) * (points + max_steps_per_char * longest + 1) * (chars + longest + 1)
+    steps = points + max_steps_per_char * longest + 1 + DEFAULT_FINISH_STROKE
+    return len(lines) * max(candidates, 1) * steps * (chars + longest + 1)
 
 
 def _batches(lines: list[str], primer: Primer | None, candidates: int, substitute: bool = False) -> list[slice]:
@@ -1310,6 +1390,7 @@ def write_to_files(
     candidates: int = DEFAULT_CANDIDATES,
     render: dict[str, Any] | None = None,
     same_hand: bool = False,
+    finish_stroke: int = DEFAULT_FINISH_STROKE,
 ) -> list[Path]:
     """``graves write``: :func:`write` ``text`` and save the page as each of ``outputs`` (.svg / .png /
     .pdf / .json), the paths checked before any sampling. ``render``: options for the renderers (``colour``,
@@ -1325,7 +1406,7 @@ def write_to_files(
         raise SampleError("only an SVG page can be animated: add an -o FILE.svg")
     hw = write(text, model=model, bias=bias, seed=seed, width=width, style=style, prime=prime,
                prime_text=prime_text, substitute=substitute, data_root=data_root, retries=retries,
-               candidates=candidates, same_hand=same_hand)
+               candidates=candidates, same_hand=same_hand, finish_stroke=finish_stroke)
     if hw.unfinished:
         tries = f" in {retries + 1} tries" if retries else ""
         print(f"graves: warning: line(s) {hw.unfinished} reached the step cap before the end of their text{tries}",
