@@ -79,11 +79,11 @@ def time_once(model, alphabet, batch: int, fast: bool, threads) -> tuple[float, 
 
 def time_write(model, alphabet, seed: int, candidates: int) -> tuple[float, int]:
     """(wall seconds, points written) for TEXT as ``graves write`` writes it, one thread."""
-    from graves.sample import DEFAULT_BIAS, DEFAULT_RETRIES, line_generators, synthesize
+    from graves.sample import DEFAULT_BIAS, DEFAULT_FINISH_STROKE, DEFAULT_RETRIES, line_generators, synthesize
 
     t0 = time.perf_counter()
     r = synthesize(model, alphabet, [TEXT], bias=DEFAULT_BIAS, generator=line_generators(seed, 1), threads=1,
-                   retries=DEFAULT_RETRIES, candidates=candidates)[0]
+                   retries=DEFAULT_RETRIES, candidates=candidates, finish_stroke=DEFAULT_FINISH_STROKE)[0]
     return time.perf_counter() - t0, len(r.offsets)
 
 

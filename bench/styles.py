@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     L.setup_tesseract(False)
     from graves.data.primer import Primer
-    from graves.sample import (DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_RETRIES, line_generators, load_styles,
+    from graves.sample import (DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_FINISH_STROKE, DEFAULT_RETRIES, line_generators, load_styles,
                                shipped_model_dir, synthesize)
 
     bias = DEFAULT_BIAS if a.bias is None else a.bias
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
             primer = [Primer(unprimed[i - 1].offsets, texts[i - 1], "line 1") for i in range(len(texts))]
         res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(a.seed, len(texts)),
                          normaliser=normaliser, substitute=True, retries=DEFAULT_RETRIES,
-                         candidates=DEFAULT_CANDIDATES, primer=primer)
+                         candidates=DEFAULT_CANDIDATES, primer=primer, finish_stroke=DEFAULT_FINISH_STROKE)
         if name == "none":
             unprimed = res
         sc = L.score([r.offsets for r in res], texts, work, f"style-{name}", a.jobs)

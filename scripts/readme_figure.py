@@ -17,6 +17,7 @@ from graves.data.alphabet import Alphabet
 from graves.sample import (
     DEFAULT_BIAS,
     DEFAULT_CANDIDATES,
+    DEFAULT_FINISH_STROKE,
     DEFAULT_RETRIES,
     _load_synthesizer,
     load_styles,
@@ -37,14 +38,14 @@ def main() -> None:
     lines, labels = [], []
     for bias in (0.0, 0.5, DEFAULT_BIAS, 1.0):
         r = synthesize(model, alphabet, [a.text], bias=bias, generator=a.seed, normaliser=meta["normaliser"],
-                       retries=DEFAULT_RETRIES, candidates=DEFAULT_CANDIDATES)[0]
+                       retries=DEFAULT_RETRIES, candidates=DEFAULT_CANDIDATES, finish_stroke=DEFAULT_FINISH_STROKE)[0]
         lines.append(r.offsets)
         labels.append(f"bias {bias:g}")
     styles = load_styles(where) if where is not None and (where / "styles.json").exists() else []
     for i, style in enumerate(styles):
         r = synthesize(model, alphabet, [a.text], bias=DEFAULT_BIAS, generator=a.seed, primer=style,
                        normaliser=meta["normaliser"], retries=DEFAULT_RETRIES,
-                       candidates=DEFAULT_CANDIDATES)[0]
+                       candidates=DEFAULT_CANDIDATES, finish_stroke=DEFAULT_FINISH_STROKE)[0]
         lines.append(r.offsets)
         labels.append(f"style {i}, bias {DEFAULT_BIAS:g}")
     out = Path(a.output)

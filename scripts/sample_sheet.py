@@ -21,6 +21,7 @@ from graves.data.alphabet import Alphabet
 from graves.sample import (
     DEFAULT_BIAS,
     DEFAULT_CANDIDATES,
+    DEFAULT_FINISH_STROKE,
     DEFAULT_RETRIES,
     _load_synthesizer,
     line_generators,
@@ -44,7 +45,7 @@ def main() -> None:
     texts = [s.strip() for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
     results = synthesize(model, alphabet, texts, bias=a.bias, generator=line_generators(a.seed, len(texts)),
                          normaliser=meta["normaliser"], substitute=True, retries=a.retries,
-                         candidates=a.candidates)
+                         candidates=a.candidates, finish_stroke=DEFAULT_FINISH_STROKE)
     labels = []
     for i, (t, r) in enumerate(zip(texts, results), 1):
         note = "" if r.attempts == 1 else f"  [try {r.attempts}]"

@@ -138,3 +138,29 @@ def test_hand_measures_height_along_a_line():
     first, middle, last = hand.height_along(offsets)
     assert first == pytest.approx(4.0, rel=0.05)
     assert middle == pytest.approx(2.0, rel=0.05) and last == pytest.approx(2.0, rel=0.05)
+
+
+def test_last_stroke_counts_cut_strokes_lone_points_delayed_strokes_and_the_cap():
+    from graves.sample import SynthesisResult
+
+    L = _load("last_stroke")
+
+    def res(eos, tail=0):
+        eos = np.asarray(eos, np.float32)
+        off = np.stack([np.ones_like(eos), np.zeros_like(eos), eos], 1)
+        return SynthesisResult(off, np.zeros((len(eos), 1), np.float32), True, "x", tail=tail)
+
+    paper = [res([0, 0, 1]),           # ended pen-up: nothing cut
+             res([0, 1, 0, 0]),        # cut mid-stroke ...
+             res([0, 0, 1, 0]),        # a lone point after a pen-up
+             res([0, 0, 0]),           # cut, then runs to the cap
+             res([0, 1])]              # ended pen-up, then a delayed stroke
+    done = [res([0, 0, 1]),
+            res([0, 1, 0, 0, 0, 1, 0, 1], tail=4),  # ... finished 2 points on, then a delayed stroke
+            res([0, 0, 1], tail=-1),
+            res([0, 0, 0, 0, 0, 0, 0], tail=4),
+            res([0, 1, 0, 1], tail=2)]
+    r = L.count(paper, done, cap=4)
+    assert r == {"lines": 5, "pen_down": 3, "lone": 1, "to_lift": [2], "delayed": 2, "at_cap": 2}
+    with pytest.raises(AssertionError, match="differ"):
+        L.count([res([0, 1])], [res([1, 1, 1], tail=1)], cap=30)

@@ -223,7 +223,7 @@ def test_curves_of_nan_or_infinite_values_are_a_clear_error_and_the_best_ring_sk
     (run / "metrics.jsonl").write_text("\n".join(_json.dumps(r) for r in [
         {"step": 1, "valid": {"loss": float("nan")}}, {"step": 2, "valid": {"loss": 1.5}},
         {"step": 3, "valid": {"loss": 2.5}}]) + "\n")
-    out = plots.plot_curves_runs([run], tmp_path / "c.png", x="step")
+    plots.plot_curves_runs([run], tmp_path / "c.png", x="step")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 

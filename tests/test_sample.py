@@ -313,9 +313,71 @@ def test_the_last_stroke_and_delayed_strokes_are_finished_after_the_end_rule(fas
     assert write_with([f - 1, f + 2]) == (f, 0, 1.0)
     # the pen had just moved to start a stroke past the text: that point is dropped
     assert write_with([f - 2, f + 5]) == (f - 1, -1, 1.0)
-    for bad in (-1, 1.5, True):
+    # a rule that fires before anything is drawn (κ_1 = 3 > U + 1/2) stops the line there, as the paper's does
+    set_window(model, 0.0, 0.0, float(np.log(3.0)))
+    for n in (0, 30):
+        r = synthesize(PenScript(model, []), ALPHABET, ["a"], generator=0, finish_stroke=n, fast=fast)[0]
+        assert (r.finished, r.offsets.shape, r.phi.shape, len(r.inputs), r.tail) == (True, (0, 3), (0, 1), 1, 0)
+    for bad in (-1, 1.5, True, 1001):
         with pytest.raises(SampleError, match="finish_stroke"):
             synthesize(model, ALPHABET, ["ab"], finish_stroke=bad)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_delayed_stroke_may_start_DELAYED_REACH_characters_back_in_raw_units_after_the_primer(fast):
+    from graves.sample import DELAYED_REACH
+
+    model = tiny_synth()
+    set_window(model, 0.0, 0.0, float(np.log(0.25)))  # κ_t = t / 4: the rule fires at a known step
+    # a wide primer, so that counting its width into the line's characters would move the limit
+    primer = Primer(np.array([[400.0, 0, 0], [500, 5, 0], [600, -5, 1], [300, 0, 0], [200, 0, 1]], np.float32), "hi")
+    text, k = "abcd", 5
+    lifts = [s for s in range(400) if s % 5 == 4]  # strokes of 5 points; dx = 1 (network) = 28 raw units
+    kw = dict(generator=0, normaliser=NORM, primer=primer, fast=fast)
+    paper = synthesize(PenScript(model, lifts), ALPHABET, [text], finish_stroke=0, **kw)[0]
+    f = k + paper.lead_in + len(paper.offsets)  # the step at which the rule fired
+    s0 = next(s for s in range(f - 1, f + 10) if s % 5 == 0)  # the first stroke start it judges (drawn at s0)
+    width = 28.0 * (s0 - k) / len(text)  # the line's ink so far, from the primer's end, per character
+    for factor, delayed in ((0.9, True), (1.1, False)):
+        raw = -factor * DELAYED_REACH * width  # the judged stroke starts this far left of the ink's edge
+        net = lambda d: (d - NORM["mean"][0]) / NORM["std"][0]  # noqa: E731  raw dx -> network units
+        dx = {s0: net(raw), **{s: net(-raw / 4) for s in range(s0 + 1, s0 + 5)}}  # ... and comes back
+        r = synthesize(PenScript(model, lifts, dx), ALPHABET, [text], finish_stroke=30, **kw)[0]
+        # a delayed stroke is drawn to its pen-up (s0 + 4) and the next start (right of the ink) ends the
+        # line; a stray one ends the line at the pen-up before s0
+        assert r.tail == (s0 + 5 - f if delayed else s0 - f), factor
+        assert r.offsets[-1, 2] == 1.0
+
+
+def test_finishing_strokes_in_a_batch_with_a_primer_raw_units_and_a_race():
+    """Lines that end at different steps (rows leave the batch while others draw delayed strokes), a primer
+    (positions count from it), a normaliser (positions in raw units) and racing candidates: each line is
+    what it is when written alone, and the race's winner finishes its strokes."""
+    model = tiny_synth()
+    set_window(model, 0.0, 0.0, float(np.log(0.5)))  # κ_t = t / 2 for every line: no line waits for another
+    # A scripted pen (network units, NORM: raw dx = 20 dx + 8): strokes of 5 points, lifting at s % 5 == 4;
+    # strokes that start at s % 10 == 5 go back 32 raw units (an i-dot / t-cross over the last letters),
+    # the others start 28 units right of the ink (a new letter).
+    lifts = [s for s in range(400) if s % 5 == 4]
+    dx = {s: -2.0 for s in range(400) if s % 10 == 5}
+    primer = Primer(np.array([[10.0, 0, 0], [30, 5, 0], [25, -5, 1], [40, 0, 0], [20, 0, 1]], np.float32), "hi")
+    texts = ["abcdefgh", "abc", "abcde", "ab"]
+    kw = dict(generator=0, normaliser=NORM, finish_stroke=30, primer=primer)
+    together = synthesize(PenScript(model, lifts, dx), ALPHABET, texts, **kw)
+    for text, r in zip(texts, together):
+        alone = synthesize(PenScript(model, lifts, dx), ALPHABET, [text], **kw)[0]
+        assert r.finished and (len(r.offsets), r.tail) == (len(alone.offsets), alone.tail)
+        np.testing.assert_allclose(r.offsets, alone.offsets, atol=1e-4)
+        paper = synthesize(PenScript(model, lifts, dx), ALPHABET, [text], **{**kw, "finish_stroke": 0})[0]
+        np.testing.assert_allclose(r.offsets[: len(paper.offsets) + min(r.tail, 0)],
+                                   paper.offsets[: len(paper.offsets) + min(r.tail, 0)], atol=1e-4)
+        assert len(r.offsets) == len(paper.offsets) + r.tail
+        assert r.tail < 0 or r.offsets[-1, 2] == 1.0  # ends at a pen-up
+    tails = sorted(r.tail for r in together)
+    assert tails[-1] >= 6  # the fixture: some line drew a delayed stroke after finishing its cut one
+    # racing: the candidates tie (the window does not depend on the pen); the winner goes on past its rule
+    raced = synthesize(PenScript(model, lifts, dx), ALPHABET, texts, candidates=2, **kw)
+    assert [(len(a.offsets), a.tail) for a in raced] == [(len(b.offsets), b.tail) for b in together]
 
 
 def test_primed_sampling_feeds_the_primer_exactly():
@@ -707,7 +769,8 @@ def test_lines_are_written_unprimed_unless_same_hand(tmp_path, capsys):
     model, meta = load_model(ckpt)
     plain = sample_mod.synthesize(model, Alphabet.from_dict(meta["alphabet"]), own.lines, bias=sample_mod.DEFAULT_BIAS,
                                   generator=sample_mod.line_generators(2, 3), normaliser=meta["normaliser"],
-                                  retries=sample_mod.DEFAULT_RETRIES, candidates=sample_mod.DEFAULT_CANDIDATES)
+                                  retries=sample_mod.DEFAULT_RETRIES, candidates=sample_mod.DEFAULT_CANDIDATES,
+                                  finish_stroke=sample_mod.DEFAULT_FINISH_STROKE)
     assert all(np.array_equal(a, r.offsets) for a, r in zip(own.offsets, plain))
     # with same_hand line 1 is the same, and lines 2.. are primed by it
     assert np.array_equal(own.offsets[0], same.offsets[0])
@@ -716,6 +779,7 @@ def test_lines_are_written_unprimed_unless_same_hand(tmp_path, capsys):
     rest = sample_mod.synthesize(model, Alphabet.from_dict(meta["alphabet"]), same.lines[1:], bias=sample_mod.DEFAULT_BIAS,
                                  generator=sample_mod.line_generators(2, 3)[1:], normaliser=meta["normaliser"],
                                  retries=sample_mod.DEFAULT_RETRIES, candidates=sample_mod.DEFAULT_CANDIDATES,
+                                 finish_stroke=sample_mod.DEFAULT_FINISH_STROKE,
                                  primer=primer)
     assert all(np.array_equal(a, r.offsets) for a, r in zip(same.offsets[1:], rest))
     for flag, page in (([], own), (["--same-hand"], same)):

@@ -90,12 +90,15 @@ DEFAULT_BIAS = 0.75
 #: writing but never runs forever.
 DEFAULT_STEPS_PER_CHAR = 40
 
-#: After the end-of-text rule fires with the pen down (the last letter's final stroke half drawn: about a
-#: third of the lines of ``bench/sentences*.txt`` at the default bias), a line is drawn on until the pen
-#: lifts, at most this many more points (:func:`synthesize`'s ``finish_stroke``; ours, not the paper's,
-#: whose rule stops at once: 0). Those strokes needed 1-21 more points (median 5; docs/sampling-notes.md,
-#: "The last stroke").
+#: ``graves write``: past the end of its text a line may draw at most this many more points, to finish the
+#: stroke the end-of-text rule cut (about a quarter of the lines of ``bench/sentences*.txt`` stop with the
+#: pen down at the default bias) and to add delayed strokes, i-dots and t-crosses (:func:`synthesize`'s
+#: ``finish_stroke``, whose default 0 is the paper's rule; ours, not the paper's). ``bench/last_stroke.py``
+#: counts what it does (docs/sampling-notes.md, "The last stroke").
 DEFAULT_FINISH_STROKE = 30
+
+#: The most ``finish_stroke`` may ask for (it sizes the sampler's buffers).
+MAX_FINISH_STROKE = 1000
 
 #: Past the end of its text a line may still add a delayed stroke (an i-dot, a t-cross) that starts over
 #: the ink's last this many characters (mean widths of the line's characters so far); see
@@ -139,9 +142,10 @@ class SynthesisResult:
         attempts: how many times the line was written (more than 1 only with ``retries``).
         lead_in: primed lines: how many points were drawn after the primer but are not in ``offsets``
             (strokes finished while the window was still on the primer's text, see :func:`lead_in`).
-        tail: how many of ``offsets`` were drawn after the end-of-text rule fired, to finish the stroke it
-            cut (``finish_stroke``); −1: a one-point stroke begun past the text was dropped instead; 0 for
-            the paper's rule and for lines the step cap stopped.
+        tail: how many of ``offsets`` were drawn after the end-of-text rule fired (``finish_stroke``: the
+            rest of the stroke it cut, delayed strokes); −1: the last point drawn before the rule (the
+            start of a stroke past the text) was dropped instead; 0 with the paper's rule and for lines
+            that did not finish.
     """
 
     offsets: np.ndarray
@@ -546,7 +550,7 @@ def synthesize(
     end_rule: bool = True,
     retries: int = 0,
     candidates: int = 1,
-    finish_stroke: int = DEFAULT_FINISH_STROKE,
+    finish_stroke: int = 0,
     _groups: Sequence[int] | None = None,
 ) -> list[SynthesisResult]:
     """Write several lines at once with the synthesis net (Section 5.3–5.5).
@@ -560,11 +564,15 @@ def synthesize(
 
     * **End of text** (Section 5.3): a line stops as soon as φ(t, U+1) > φ(t, u) for all u ≤ U, U its
       text's length (:func:`end_of_text`); the point of that step is not drawn.
-    * **The last stroke** (ours, not the paper's): the rule often fires with the pen down, in the last
-      letter's final stroke; with ``finish_stroke`` = N > 0 such a line goes on until the pen lifts, at
-      most N more points (the point that lifts it is drawn). If the pen had only just moved to start a new
-      stroke (one point since it lifted: past the text, a stray letter would follow), that point is
-      dropped instead and the line ends at the pen-up. ``finish_stroke=0`` is the paper's rule exactly.
+    * **The last stroke** (ours, not the paper's; ``graves write`` uses it): the rule often fires with the
+      pen down, in the last letter's final stroke, or before the net has added an i-dot or a t-cross.
+      With ``finish_stroke`` = N > 0 a line goes on past its rule stroke by stroke, at most N more points:
+      the stroke the rule cut is finished, and a stroke that starts over the ink's last
+      :data:`DELAYED_REACH` characters, and not right of the ink, is drawn. A stroke that starts right of
+      the ink (a letter past the text) or further back ends the line: its first point is dropped, so the
+      line ends at the pen-up before it (that point may be the last one drawn before the rule). A line
+      whose rule fires before it has drawn a point stops there. ``finish_stroke=0`` (the default) is the
+      paper's rule exactly.
     * **Step cap**: at most ``max_steps_per_char · len(text)`` points are drawn for a line
       (``finished=False`` if the cap stopped it).
     * **Retries** (ours, not the paper's): a line stopped by the cap has lost its place in the text (its
@@ -602,8 +610,8 @@ def synthesize(
         retries: how many more times a line the step cap stopped is written (``graves write``: 5).
         candidates: how many candidates race for each line (``graves write``: :data:`DEFAULT_CANDIDATES`);
             1 is the paper's plain sampling.
-        finish_stroke: at most this many points drawn after the end rule to finish a stroke it cut
-            (:data:`DEFAULT_FINISH_STROKE`); 0: stop where the paper's rule stops.
+        finish_stroke: at most this many points drawn after the end rule, to finish the stroke it cut
+            and add delayed strokes (``graves write``: :data:`DEFAULT_FINISH_STROKE`); 0: the paper's rule.
 
     Returns:
         B :class:`SynthesisResult`, in the order of ``texts``.
@@ -627,8 +635,9 @@ def synthesize(
         raise SampleError(f"retries must be a whole number >= 0, got {retries!r}")
     if not isinstance(candidates, int) or isinstance(candidates, bool) or candidates < 1:
         raise SampleError(f"candidates must be a whole number >= 1, got {candidates!r}")
-    if not isinstance(finish_stroke, int) or isinstance(finish_stroke, bool) or finish_stroke < 0:
-        raise SampleError(f"finish_stroke must be a whole number >= 0, got {finish_stroke!r}")
+    if (not isinstance(finish_stroke, int) or isinstance(finish_stroke, bool)
+            or not 0 <= finish_stroke <= MAX_FINISH_STROKE):
+        raise SampleError(f"finish_stroke must be a whole number from 0 to {MAX_FINISH_STROKE}, got {finish_stroke!r}")
     primers = list(primer) if isinstance(primer, (list, tuple)) else [primer] * B
     if len(primers) != B:
         raise SampleError(f"{len(primers)} primers for {B} lines")
@@ -719,10 +728,10 @@ def synthesize(
         ending = torch.zeros(B, dtype=torch.bool, device=device)
         end_at = torch.zeros(B, dtype=torch.long, device=device)
         up_before = torch.ones(B, dtype=torch.bool, device=device)  # the point fed a step earlier lifted the pen
-        pos = torch.zeros(B, device=device, dtype=torch.float64)
-        right = torch.full((B,), -math.inf, device=device, dtype=torch.float64)
-        x0 = torch.zeros(B, device=device, dtype=torch.float64)
-        own = torch.tensor(own_len, device=device, dtype=torch.float64)
+        pos = torch.zeros(B, device=device)  # float32 on every device (raw units: a line is ~10^4 wide)
+        right = torch.full((B,), -math.inf, device=device)
+        x0 = torch.zeros(B, device=device)
+        own = torch.tensor(own_len, device=device, dtype=torch.float32)
         stats = _stats(normaliser)
         mx, sx = (0.0, 1.0) if stats is None else (float(stats[0][0]), float(stats[1][0]))
         dropped = torch.zeros(B, dtype=torch.bool, device=device)  # the last point drawn is dropped (stray)
@@ -769,7 +778,7 @@ def synthesize(
             end_at = torch.where(newly, t, end_at)
             if finish_stroke:
                 if t:  # not the null input
-                    pos = pos + (x[:, 0].double() * sx + mx)
+                    pos = pos + (x[:, 0].float() * sx + mx)
                 if t <= T_prime:
                     x0 = torch.where(Tp_a == t, pos, x0)
                 # Past its text a line goes on stroke by stroke: the stroke the rule cut is finished, and
@@ -778,14 +787,17 @@ def synthesize(
                 # (the start of a letter past the text) is dropped and the line ends at the pen-up
                 # before it; at most finish_stroke points after the rule.
                 width = (right - x0).clamp(min=0) / own
-                stray = ending & up_before & ((pos > right) | (pos < right - DELAYED_REACH * width))
-                stop = stray | (ending & (t - end_at >= finish_stroke))
+                drawn_pt = t > Tp_a  # the fed point is one the line drew (not the null input, not the primer)
+                stray = ending & up_before & drawn_pt & ((pos > right) | (pos < right - DELAYED_REACH * width))
+                # a line whose rule fires before it has drawn a point stops there (with nothing drawn, a
+                # primed line counts as unfinished, below)
+                stop = stray | (ending & (t - end_at >= finish_stroke)) | (newly & ~drawn_pt)
                 right = torch.maximum(right, pos) if t else right
             else:
                 stray = never
                 stop = eot
             done = stop | ((t >= cap_a) & ~ending) if t >= next_cap else stop
-            if bool(done.any()) or (groups_a is not None and bool(newly.any())):
+            if bool((done | newly).any() if groups_a is not None else done.any()):
                 if groups_a is not None:  # a line's first candidate to end its text stops the others
                     won[groups_a[newly]] = True
                     done = done | (won[groups_a] & ~ending)
@@ -839,17 +851,18 @@ def synthesize(
         ins = inputs_np[i, : 1 + k + drawn]  # x_1 = 0, the primer, the drawn points
         phi_i = phis_np[i, k : k + drawn, : int(len_np[i])]
         lead = lead_in(ins[1 + k :, 2], phi_i, int(len_np[i]) - own_len[i]) if k else 0
+        # a primed line whose window ran past the end of c' while it read the primer "ends" at its first
+        # free step with nothing drawn: that is not a written line
+        fin = bool(fin_np[i]) and (k == 0 or drawn > 0)
         results.append(
             SynthesisResult(
                 offsets=denormalise(ins[1 + k + lead :], normaliser),
                 phi=np.ascontiguousarray(phi_i[lead:], dtype=np.float32),
-                # a primed line whose window ran past the end of c' while it read the primer "ends" at its
-                # first free step with nothing drawn: that is not a written line
-                finished=bool(fin_np[i]) and (k == 0 or drawn > 0),
+                finished=fin,
                 text=full[i],
                 inputs=denormalise(ins, normaliser),
                 lead_in=lead,
-                tail=int(stop_np[i] - fired_np[i]) - int(drop_np[i]) if fin_np[i] else 0,
+                tail=int(stop_np[i] - fired_np[i]) - int(drop_np[i]) if fin else 0,
             )
         )
     return results
@@ -1319,10 +1332,11 @@ MIN_SPLIT_CHARS = 10
 
 
 def write_cells(lines: Sequence[str], primer: Primer | None = None, candidates: int = DEFAULT_CANDIDATES,
-                max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR, substitute: bool = False) -> int:
+                max_steps_per_char: int = DEFAULT_STEPS_PER_CHAR, substitute: bool = False,
+                finish_stroke: int = DEFAULT_FINISH_STROKE) -> int:
     """How much one batch of ``lines`` asks of the sampler: the cells of its record of the window weights
     φ(t, u), rows (lines × racing candidates) × pen steps (the primer's points, the step cap of the
-    longest line and :data:`DEFAULT_FINISH_STROKE`) × characters (the primer's transcription, as substituted with ``substitute``, and the
+    longest line and ``finish_stroke``) × characters (the primer's transcription, as substituted with ``substitute``, and the
     longest line). Memory is 4 bytes a cell, and the window's work per step grows with the same product."""
     if not lines:
         return 0
@@ -1330,16 +1344,17 @@ def write_cells(lines: Sequence[str], primer: Primer | None = None, candidates: 
     points = len(primer.offsets) if primer is not None else 0
     said = None if primer is None else substitute_text(primer.text) if substitute else primer.text
     chars = len(said) + 1 if said is not None else 0
-    steps = points + max_steps_per_char * longest + 1 + DEFAULT_FINISH_STROKE
+    steps = points + max_steps_per_char * longest + 1 + finish_stroke
     return len(lines) * max(candidates, 1) * steps * (chars + longest + 1)
 
 
-def _batches(lines: list[str], primer: Primer | None, candidates: int, substitute: bool = False) -> list[slice]:
+def _batches(lines: list[str], primer: Primer | None, candidates: int, substitute: bool = False,
+             finish_stroke: int = DEFAULT_FINISH_STROKE) -> list[slice]:
     """``lines`` cut into consecutive batches of at most :data:`MAX_BATCH_CELLS` cells (one line at least)."""
     out, start = [], 0
     for end in range(1, len(lines) + 1):
-        if end - start > 1 and write_cells(lines[start:end], primer, candidates,
-                                           substitute=substitute) > MAX_BATCH_CELLS:
+        if end - start > 1 and write_cells(lines[start:end], primer, candidates, substitute=substitute,
+                                           finish_stroke=finish_stroke) > MAX_BATCH_CELLS:
             out.append(slice(start, end - 1))
             start = end - 1
     out.append(slice(start, len(lines)))
@@ -1353,7 +1368,8 @@ def _write_lines(net: Any, alphabet: Any, lines: list[str], gens: list[torch.Gen
     written the same way (each piece's generator seeded from the line's own, so it stays reproducible).
     The lines go in one batch, or in several when one would be too large (:data:`MAX_BATCH_CELLS`)."""
     results: list[SynthesisResult] = []
-    for part in _batches(lines, primer, kw.get("candidates", DEFAULT_CANDIDATES), kw.get("substitute", False)):
+    for part in _batches(lines, primer, kw.get("candidates", DEFAULT_CANDIDATES), kw.get("substitute", False),
+                         kw.get("finish_stroke", 0)):
         results += synthesize(net, alphabet, lines[part], generator=gens[part], primer=primer, **kw)
     groups: list[list[tuple[str, SynthesisResult]]] = []
     todo: list[tuple[int, list[str], list[torch.Generator]]] = []
@@ -1500,7 +1516,7 @@ def sample_checkpoint_to_file(path, output, steps=700, bias=0.0, seed=0, lines=4
         alphabet = Alphabet.from_dict(meta["alphabet"])
         texts, gens = [text] * lines, line_generators(seed, lines)
         res = []
-        for part in _batches(texts, None, 1):  # a long text many times over: a few lines at a time
+        for part in _batches(texts, None, 1, finish_stroke=0):  # a long text many times over: a few lines at a time
             res += synthesize(net, alphabet, texts[part], bias=bias, generator=gens[part], normaliser=normaliser)
         drawn = [r.offsets for r in res]
         stopped = [i + 1 for i, r in enumerate(res) if not r.finished]
