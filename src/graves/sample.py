@@ -783,9 +783,9 @@ def synthesize(
                     x0 = torch.where(Tp_a == t, pos, x0)
                 # Past its text a line goes on stroke by stroke: the stroke the rule cut is finished, and
                 # a stroke begun after it is drawn if it starts over the ink's last DELAYED_REACH
-                # characters (an i-dot, a t-cross, the second stroke of an x), else its first point
-                # (the start of a letter past the text) is dropped and the line ends at the pen-up
-                # before it; at most finish_stroke points after the rule.
+                # characters and not right of the ink (an i-dot, a t-cross), else its first point (the
+                # start of a letter past the text) is dropped and the line ends at the pen-up before it;
+                # at most finish_stroke points after the rule.
                 width = (right - x0).clamp(min=0) / own
                 drawn_pt = t > Tp_a  # the fed point is one the line drew (not the null input, not the primer)
                 stray = ending & up_before & drawn_pt & ((pos > right) | (pos < right - DELAYED_REACH * width))
@@ -1336,8 +1336,8 @@ def write_cells(lines: Sequence[str], primer: Primer | None = None, candidates: 
                 finish_stroke: int = DEFAULT_FINISH_STROKE) -> int:
     """How much one batch of ``lines`` asks of the sampler: the cells of its record of the window weights
     φ(t, u), rows (lines × racing candidates) × pen steps (the primer's points, the step cap of the
-    longest line and ``finish_stroke``) × characters (the primer's transcription, as substituted with ``substitute``, and the
-    longest line). Memory is 4 bytes a cell, and the window's work per step grows with the same product."""
+    longest line and ``finish_stroke``) × characters (the primer's transcription, as substituted with
+    ``substitute``, and the longest line). Memory is 4 bytes a cell, and the window's work per step grows with the same product."""
     if not lines:
         return 0
     longest = max(len(ln) for ln in lines)
