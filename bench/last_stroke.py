@@ -36,18 +36,16 @@ def count(paper, finished, cap: int) -> dict:
         tail = b.offsets[n:] if b.tail >= 0 else b.offsets[:0]
         if not np.array_equal(b.offsets[: n + min(b.tail, 0)], a.offsets[: n + min(b.tail, 0)]):
             raise AssertionError("the two runs differ before the end rule")
-        if n and a.offsets[-1, 2] < 0.5:
-            down += 1
-            if n == 1 or a.offsets[-2, 2] > 0.5:
-                lone += 1
-            elif len(tail):
-                ups = np.flatnonzero(tail[:, 2] > 0.5)
-                if len(ups):
-                    to_lift.append(int(ups[0]) + 1)
+        pen_down = bool(n) and a.offsets[-1, 2] < 0.5
+        is_lone = pen_down and (n == 1 or a.offsets[-2, 2] > 0.5)
+        cut = pen_down and not is_lone  # a stroke of two points or more, cut by the rule
+        ups = np.flatnonzero(tail[:, 2] > 0.5)  # pen-ups past the rule
+        down += pen_down
+        lone += is_lone
+        if cut and len(ups):
+            to_lift.append(int(ups[0]) + 1)
         # strokes begun past the rule: pen-ups past it, less the one that ended the cut stroke
-        ups_after = int((tail[:, 2] > 0.5).sum())
-        cut = bool(n and a.offsets[-1, 2] < 0.5 and not (n == 1 or a.offsets[-2, 2] > 0.5))
-        delayed += ups_after - int(cut and ups_after > 0) > 0
+        delayed += len(ups) - int(cut and len(ups) > 0) > 0
         at_cap += b.tail >= cap
     return {"lines": len(paper), "pen_down": down, "lone": lone, "to_lift": to_lift, "delayed": delayed,
             "at_cap": at_cap}

@@ -25,8 +25,8 @@ Reported, side by side in one run:
 (b) the synthesis net writing the same N texts at biases 0, 0.5, 0.75 (``graves write``'s default), 1
     and 2 (eqs. 61–62), each line unprimed and as ``graves write`` writes it: ``--candidates`` candidates
     race and the first to end its text is kept, and a line whose candidates all hit the step cap is
-    written again (up to ``--retries`` more times); and, at the default bias, the paper's plain sampler
-    (one candidate) beside it;
+    written again (up to ``--retries`` more times); and, at the default bias, one candidate (no race,
+    otherwise as ``graves write``) beside it;
 (c) with ``--sentences bench/sentences.txt``: the net writing our own 50 sentences (capitals, digits,
     punctuation, rare letters) at the same biases (no real counterpart). ``bench/sentences-heldout.txt``
     is a second set of 50, written in session 16 after every choice (the racing rule, the number of
@@ -240,13 +240,13 @@ def validation_lines(data_root: str | None, n: int):
     return [lines[i] for i in idx]
 
 
-def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidates, cap, finish=None):
+def synthesise(model, alphabet, normaliser, texts, bias, seed, retries, candidates, cap, finish):
     """The lines' offsets and a note: how many lines the end rule ended at the first try and in the end."""
     from graves.sample import line_generators, synthesize
 
     res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(seed, len(texts)),
                      normaliser=normaliser, substitute=True, retries=retries, candidates=candidates,
-                     max_steps_per_char=cap, **({} if finish is None else {"finish_stroke": finish}))
+                     max_steps_per_char=cap, finish_stroke=finish)
     first = sum(r.finished and r.attempts == 1 for r in res)
     last = sum(r.finished for r in res)
     ended = [(o.offsets, t) for o, t in zip(res, texts) if o.finished]

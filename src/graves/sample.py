@@ -774,9 +774,9 @@ def synthesize(
                 eot = eot & ~clamp
             newly = eot & ~ending  # the rule fires for the first time
             ending = ending | eot
-            lifted = x[:, 2] > 0.5  # x is the point fed at this step, the last one drawn
-            end_at = torch.where(newly, t, end_at)
-            if finish_stroke:
+            if finish_stroke:  # its state is kept only when it is asked for: this loop runs every pen step
+                lifted = x[:, 2] > 0.5  # x is the point fed at this step, the last one drawn
+                end_at = torch.where(newly, t, end_at)
                 if t:  # not the null input
                     pos = pos + (x[:, 0].float() * sx + mx)
                 if t <= T_prime:
@@ -806,16 +806,18 @@ def synthesize(
                 finished[gone] = ending[done]
                 stop_t[gone] = t
                 dropped[gone] = stray[done]
-                fired_at[gone] = end_at[done]
+                fired_at[gone] = end_at[done] if finish_stroke else t
                 keep = (~done).nonzero().squeeze(1)
                 if keep.numel() == 0:
                     break
                 active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never = (
                     v.index_select(0, keep) for v in (active, lengths_a, Tp_a, cap_a, b_a, after, beyond, never)
                 )
-                ending, end_at, lifted, pos, right, x0, own = (
-                    v.index_select(0, keep) for v in (ending, end_at, lifted, pos, right, x0, own)
-                )
+                ending = ending.index_select(0, keep)
+                if finish_stroke:
+                    end_at, lifted, pos, right, x0, own = (
+                        v.index_select(0, keep) for v in (end_at, lifted, pos, right, x0, own)
+                    )
                 if groups_a is not None:
                     groups_a = groups_a.index_select(0, keep)
                 next_cap = int(cap_a.min())
@@ -833,7 +835,8 @@ def synthesize(
             else:
                 x = _draw(y_hat, b_a, gens_a, cols)
             seg_x.append(x)
-            up_before = lifted
+            if finish_stroke:
+                up_before = lifted
         else:
             flush(T_loop)
         inputs_np = inputs.cpu().numpy()
