@@ -9,7 +9,10 @@ set-up as ``bench/legibility.py`` (same drawing), and described by a few feature
   stopped is written again), ``finished``: whether any try ended by the end rule;
 * ``skipped``: characters other than spaces at which the window's argmax never stood (a skipped letter);
 * ``minpeak``: the smallest, over the text's characters u, of max_t φ(t, u) (how sharply the window ever
-  stood on its least-read character).
+  stood on its least-read character);
+* ``lifts``: pen lifts per character (more lifts: letters written apart rather than joined);
+* ``nll``: the model's own mean loss per point (eq. 26, nats, normalised units, unbiased: bias 0) of the
+  points the line drew, by running the net over them once more.
 
 Then, for k = 1, 2, 4, K, each rule picks one of the first k candidates of every line and the table gives
 the mean CER of the picked lines (``first``: candidate 0, the plain sampler; ``oracle``: the best by OCR,
@@ -18,7 +21,7 @@ ended at their first try, then the fewest points. (Racing itself writes all k ag
 ended; here each candidate was retried on its own, so that case is only approximated.) Also: the mean CER
 of single candidates over all K seeds, a steadier comparison of two models than one seed.
 
-    python bench/candidates.py [--model CKPT] [--k 6] [--n 50] [--bias 0.75] [--json out.json]
+    python bench/candidates.py [--model CKPT] [--k 6] [--n 50] [--bias 0.75] [--sentences FILE ...] [--json out.json]
     python bench/candidates.py --rescore out.json     # the tables again, from a saved run, without sampling
 """
 
@@ -39,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import legibility as L  # noqa: E402  (the OCR set-up and the data, shared with the legibility bench)
 
 
-def features(result) -> dict:
-    """A candidate's features; ``result`` is an unprimed :class:`graves.sample.SynthesisResult`."""
+def features(result, nll: float | None = None) -> dict:
+    """A candidate's features; ``result`` is an unprimed :class:`graves.sample.SynthesisResult`, ``nll`` its
+    mean loss per point (:func:`log_losses`)."""
     phi = result.phi  # (T, U): the window over result.text (the line's text, after any substitution)
     U = phi.shape[1]
     if U != len(result.text):
@@ -49,8 +53,31 @@ def features(result) -> dict:
     if len(phi):
         seen[phi.argmax(1)] = True
     letters = np.array([c != " " for c in result.text], bool)
-    return {"points": int(len(result.offsets)), "finished": bool(result.finished), "attempts": int(result.attempts),
-            "skipped": int((~seen & letters).sum()), "minpeak": float(phi.max(0).min()) if len(phi) else 0.0}
+    out = {"points": int(len(result.offsets)), "finished": bool(result.finished), "attempts": int(result.attempts),
+           "skipped": int((~seen & letters).sum()), "minpeak": float(phi.max(0).min()) if len(phi) else 0.0,
+           "lifts": float((result.offsets[:, 2] > 0.5).sum() / max(U, 1))}
+    if nll is not None:
+        out["nll"] = float(nll)
+    return out
+
+
+def log_losses(model, alphabet, normaliser, results) -> list[float]:
+    """Each line's mean loss per point under the model without bias (eq. 26 in normalised units): the net
+    is run once more over the points the line drew, with its text."""
+    import torch
+
+    from graves.data.strokes import Normaliser
+    from graves.nn.mixture import mixture_nll
+    from graves.tasks.handwriting import make_batch
+
+    norm = normaliser if isinstance(normaliser, Normaliser) or normaliser is None else Normaliser.from_dict(normaliser)
+    offsets = [r.offsets if norm is None else norm.normalise(r.offsets) for r in results]
+    offsets = [o if len(o) else np.zeros((1, 3), np.float32) for o in offsets]
+    batch = make_batch(offsets, [r.text for r in results], alphabet)
+    with torch.no_grad():
+        y_hat, _, _ = model(batch.x, batch.c)  # (T, B, 1 + 6M)
+        nll = mixture_nll(y_hat, batch.target, batch.mask).sum(0) / batch.lengths  # (B,)
+    return nll.tolist()
 
 
 RULES = {
@@ -59,6 +86,9 @@ RULES = {
     "no skipped letter, then fewest points": lambda c: min(
         c, key=lambda r: (not r["finished"], r["attempts"], r["skipped"] > 0, r["points"])),
     "largest minpeak": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], -r["minpeak"])),
+    "most pen lifts per character": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], -r["lifts"])),
+    "lowest loss per point (bias 0)": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], r["nll"])),
+    "highest loss per point (bias 0)": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], -r["nll"])),
     "oracle (best by OCR)": lambda c: min(c, key=lambda r: r["cer"]),
 }
 
@@ -82,7 +112,10 @@ def report(records: list[dict], k_max: int) -> None:
               f"{np.mean([r['skipped'] > 0 for r in lines if r['finished']] or [0]):.1%})")
         print(f"  {'rule':<40} " + " ".join(f"{'k=' + str(k):>7}" for k in ks))
         for rule_name, rule in RULES.items():
-            row = [np.mean([rule(c[:k])["cer"] for c in cands]) for k in ks]
+            try:
+                row = [np.mean([rule(c[:k])["cer"] for c in cands]) for k in ks]
+            except KeyError:  # a run saved before the feature existed
+                continue
             print(f"  {rule_name:<40} " + " ".join(f"{v:>7.3f}" for v in row))
 
 
@@ -91,7 +124,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
     p.add_argument("--data", help="data root holding iam-ondb/ (default $GRAVES_DATA)")
     p.add_argument("--n", type=int, default=50, help="validation texts to use")
-    p.add_argument("--sentences", default=str(Path(__file__).resolve().parent / "sentences.txt"))
+    p.add_argument("--sentences", nargs="+", default=[str(Path(__file__).resolve().parent / "sentences.txt")],
+                   help="sentences files, one text a line (default: bench/sentences.txt)")
     p.add_argument("--k", type=int, default=6, help="candidates per text (seeds)")
     p.add_argument("--bias", type=float, default=None, help="sampling bias (default: graves write's)")
     p.add_argument("--seed", type=int, default=0)
@@ -112,7 +146,7 @@ def main(argv=None) -> int:
     bias = DEFAULT_BIAS if a.bias is None else a.bias
     model, alphabet, normaliser, what = L.load_model(a.model)
     print(f"model: {what}; bias {bias:g}; {a.k} candidates per text")
-    sets = [("sentences", L.read_sentences(a.sentences))]
+    sets = [(Path(f).stem, L.read_sentences(f)) for f in a.sentences]
     val = L.validation_lines(a.data, a.n)
     if val is None:
         print("(no IAM-OnDB data found: set --data or GRAVES_DATA for the validation texts)")
@@ -121,14 +155,15 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="candidates-"))
     t0 = time.time()
     records = []
-    for name, texts in sets:
+    for si, (name, texts) in enumerate(sets):
         for j in range(a.k):
             res = synthesize(model, alphabet, texts, bias=bias, generator=line_generators(1000 * j + a.seed, len(texts)),
                              normaliser=normaliser, substitute=True, retries=DEFAULT_RETRIES, candidates=1,
                              max_steps_per_char=DEFAULT_STEPS_PER_CHAR)
-            sc = L.score([r.offsets for r in res], texts, work, f"{name[:4]}-{j}", a.jobs)
+            sc = L.score([r.offsets for r in res], texts, work, f"{si}-{j}", a.jobs)
+            nll = log_losses(model, alphabet, normaliser, res)
             for i, r in enumerate(res):
-                records.append({"set": name, "line": i, "j": j, **features(r), "cer": sc["per_line"][i]})
+                records.append({"set": name, "line": i, "j": j, **features(r, nll[i]), "cer": sc["per_line"][i]})
     shutil.rmtree(work, ignore_errors=True)
     report(records, a.k)
     print(f"({time.time() - t0:.0f} s)")

@@ -80,23 +80,62 @@ def test_candidates_features_and_choice_rules():
     cand = _load("candidates")
     # "a b": the window stands on "a", then (briefly, weakly) on " ", never on "b" as argmax
     phi = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.1], [0.1, 0.5, 0.4]], np.float32)
-    r = SimpleNamespace(phi=phi, offsets=np.zeros((3, 3)), finished=True, attempts=1, text="a b")
+    offsets = np.zeros((3, 3))
+    offsets[[0, 2], 2] = 1  # two pen lifts over three characters
+    r = SimpleNamespace(phi=phi, offsets=offsets, finished=True, attempts=1, text="a b")
     f = cand.features(r)
     assert f["skipped"] == 1 and f["points"] == 3 and f["minpeak"] == pytest.approx(0.4)
+    assert f["lifts"] == pytest.approx(2 / 3) and "nll" not in f and cand.features(r, 1.5)["nll"] == 1.5
     assert cand.features(SimpleNamespace(**{**vars(r), "text": "a  "}))["skipped"] == 0  # spaces are not letters
     with pytest.raises(ValueError, match="unprimed"):  # a primed line's window covers the primer's text too
         cand.features(SimpleNamespace(**{**vars(r), "text": "ab"}))
     lines = [
-        {"points": 60, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.5, "cer": 0.6},
-        {"points": 30, "finished": True, "attempts": 2, "skipped": 0, "minpeak": 0.99, "cer": 0.4},  # retried
-        {"points": 40, "finished": True, "attempts": 1, "skipped": 1, "minpeak": 0.2, "cer": 0.5},
-        {"points": 50, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.9, "cer": 0.3},
-        {"points": 10, "finished": False, "attempts": 6, "skipped": 0, "minpeak": 1.0, "cer": 0.1},
+        {"points": 60, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.5, "lifts": 0.9, "nll": -1.0, "cer": 0.6},
+        {"points": 30, "finished": True, "attempts": 2, "skipped": 0, "minpeak": 0.99, "lifts": 2.0, "nll": -9.0,
+         "cer": 0.4},  # retried
+        {"points": 40, "finished": True, "attempts": 1, "skipped": 1, "minpeak": 0.2, "lifts": 0.3, "nll": -3.0, "cer": 0.5},
+        {"points": 50, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.9, "lifts": 0.5, "nll": -2.0, "cer": 0.3},
+        {"points": 10, "finished": False, "attempts": 6, "skipped": 0, "minpeak": 1.0, "lifts": 3.0, "nll": 5.0, "cer": 0.1},
     ]
     pick = {name: lines.index(rule(lines)) for name, rule in cand.RULES.items()}
-    # racing keeps a first-try ending over a quicker retried one; the window rules break ties among those
+    # racing keeps a first-try ending over a quicker retried one; the other rules break ties among those
     assert pick == {"first (plain sampler)": 0, "fewest points (racing)": 2,
-                    "no skipped letter, then fewest points": 3, "largest minpeak": 3, "oracle (best by OCR)": 4}
+                    "no skipped letter, then fewest points": 3, "largest minpeak": 3,
+                    "most pen lifts per character": 0, "lowest loss per point (bias 0)": 2,
+                    "highest loss per point (bias 0)": 0, "oracle (best by OCR)": 4}
+
+
+def test_candidates_log_loss_is_the_models_own_mean_per_point():
+    """``log_losses`` runs the net over a drawn line again: its mean eq.-26 loss per point, the same alone or
+    beside a longer line (padding is not scored), in the model's normalised units."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from graves.config import ModelConfig
+    from graves.data.alphabet import Alphabet
+    from graves.data.strokes import Normaliser
+    from graves.models.handwriting import HandwritingSynthesizer
+    from graves.nn.mixture import mixture_nll
+
+    cand = _load("candidates")
+    torch.manual_seed(0)
+    alphabet = Alphabet.build("full")
+    model = HandwritingSynthesizer(ModelConfig(hidden_size=8, num_layers=1, mixtures=2, window_mixtures=1),
+                                   len(alphabet)).eval()
+    norm = Normaliser(np.array([1.0, -0.5]), np.array([4.0, 2.0]))
+    rng = np.random.default_rng(0)
+    raw = [np.c_[rng.normal(0, 3, (n, 2)), rng.random(n) < 0.2].astype(np.float32) for n in (7, 19)]
+    lines = [SimpleNamespace(offsets=o, text=t) for o, t in zip(raw, ("ab", "a longer one"))]
+    both = cand.log_losses(model, alphabet, norm.to_dict(), lines)
+    alone = cand.log_losses(model, alphabet, norm, lines[:1])
+    assert both[0] == pytest.approx(alone[0], rel=1e-5)
+    x = torch.from_numpy(norm.normalise(raw[0]))
+    inputs = torch.cat([torch.zeros(1, 3), x[:-1]])[:, None]  # (T, 1, 3): the null input, then the points
+    c, _ = alphabet.one_hot(["ab"])
+    with torch.no_grad():
+        y_hat, _, _ = model(inputs, c)
+    assert alone[0] == pytest.approx(float(mixture_nll(y_hat, x[:, None]).mean()), rel=1e-5)
 
 
 def test_hand_measures_height_width_and_slant_of_a_line():
