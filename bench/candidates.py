@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -63,7 +64,7 @@ def features(result, nll: float | None = None) -> dict:
 
 def log_losses(model, alphabet, normaliser, results) -> list[float]:
     """Each line's mean loss per point under the model without bias (eq. 26 in normalised units): the net
-    is run once more over the points the line drew, with its text."""
+    is run once more over the points the line drew, with its text. A line with no points: inf."""
     import torch
 
     from graves.data.strokes import Normaliser
@@ -72,12 +73,13 @@ def log_losses(model, alphabet, normaliser, results) -> list[float]:
 
     norm = normaliser if isinstance(normaliser, Normaliser) or normaliser is None else Normaliser.from_dict(normaliser)
     offsets = [r.offsets if norm is None else norm.normalise(r.offsets) for r in results]
-    offsets = [o if len(o) else np.zeros((1, 3), np.float32) for o in offsets]
+    drawn = [len(o) > 0 for o in offsets]
+    offsets = [o if n else np.zeros((1, 3), np.float32) for o, n in zip(offsets, drawn)]  # a stand-in, not scored
     batch = make_batch(offsets, [r.text for r in results], alphabet)
     with torch.no_grad():
         y_hat, _, _ = model(batch.x, batch.c)  # (T, B, 1 + 6M)
         nll = mixture_nll(y_hat, batch.target, batch.mask).sum(0) / batch.lengths  # (B,)
-    return nll.tolist()
+    return [v if n else math.inf for v, n in zip(nll.tolist(), drawn)]  # a line with no points has no loss
 
 
 RULES = {
@@ -88,9 +90,14 @@ RULES = {
     "largest minpeak": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], -r["minpeak"])),
     "most pen lifts per character": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], -r["lifts"])),
     "lowest loss per point (bias 0)": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], r["nll"])),
-    "highest loss per point (bias 0)": lambda c: min(c, key=lambda r: (not r["finished"], r["attempts"], -r["nll"])),
+    "highest loss per point (bias 0)": lambda c: min(  # a line with no points (loss inf) is last here too
+        c, key=lambda r: (not r["finished"], r["attempts"], -r["nll"] if math.isfinite(r["nll"]) else math.inf)),
     "oracle (best by OCR)": lambda c: min(c, key=lambda r: r["cer"]),
 }
+
+#: The features a rule reads beyond those every saved run has (a run saved before them skips the rule).
+NEEDS = {"most pen lifts per character": "lifts", "lowest loss per point (bias 0)": "nll",
+         "highest loss per point (bias 0)": "nll"}
 
 
 def report(records: list[dict], k_max: int) -> None:
@@ -112,11 +119,17 @@ def report(records: list[dict], k_max: int) -> None:
               f"{np.mean([r['skipped'] > 0 for r in lines if r['finished']] or [0]):.1%})")
         print(f"  {'rule':<40} " + " ".join(f"{'k=' + str(k):>7}" for k in ks))
         for rule_name, rule in RULES.items():
-            try:
-                row = [np.mean([rule(c[:k])["cer"] for c in cands]) for k in ks]
-            except KeyError:  # a run saved before the feature existed
-                continue
+            if rule_name in NEEDS and any(NEEDS[rule_name] not in r for r in lines):
+                continue  # a run saved before the feature existed
+            row = [np.mean([rule(c[:k])["cer"] for c in cands]) for k in ks]
             print(f"  {rule_name:<40} " + " ".join(f"{v:>7.3f}" for v in row))
+
+
+def set_names(files: list[str]) -> list[str]:
+    """A name per sentences file for the tables: its stem, or its path where two files share a stem (the
+    report groups candidates by name)."""
+    stems = [Path(f).stem for f in files]
+    return [s if stems.count(s) == 1 else str(f) for s, f in zip(stems, files)]
 
 
 def main(argv=None) -> int:
@@ -146,7 +159,7 @@ def main(argv=None) -> int:
     bias = DEFAULT_BIAS if a.bias is None else a.bias
     model, alphabet, normaliser, what = L.load_model(a.model)
     print(f"model: {what}; bias {bias:g}; {a.k} candidates per text")
-    sets = [(Path(f).stem, L.read_sentences(f)) for f in a.sentences]
+    sets = [(n, L.read_sentences(f)) for n, f in zip(set_names(a.sentences), a.sentences)]
     val = L.validation_lines(a.data, a.n)
     if val is None:
         print("(no IAM-OnDB data found: set --data or GRAVES_DATA for the validation texts)")
@@ -165,11 +178,11 @@ def main(argv=None) -> int:
             for i, r in enumerate(res):
                 records.append({"set": name, "line": i, "j": j, **features(r, nll[i]), "cer": sc["per_line"][i]})
     shutil.rmtree(work, ignore_errors=True)
-    report(records, a.k)
-    print(f"({time.time() - t0:.0f} s)")
-    if a.json:
+    if a.json:  # first: the sampling is the slow part
         Path(a.json).write_text(json.dumps({"model": what, "bias": bias, "k": a.k, "seed": a.seed,
                                             "candidates": records}, indent=1))
+    report(records, a.k)
+    print(f"({time.time() - t0:.0f} s)")
     return 0
 
 

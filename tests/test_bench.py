@@ -74,7 +74,7 @@ def test_legibility_levels_lines_and_reads_ocr_quotes_as_ascii():
     assert leg.cer("\ufb01ne", "fine") == 0.0
 
 
-def test_candidates_features_and_choice_rules():
+def test_candidates_features_and_choice_rules(capsys):
     from types import SimpleNamespace
 
     cand = _load("candidates")
@@ -94,15 +94,27 @@ def test_candidates_features_and_choice_rules():
         {"points": 30, "finished": True, "attempts": 2, "skipped": 0, "minpeak": 0.99, "lifts": 2.0, "nll": -9.0,
          "cer": 0.4},  # retried
         {"points": 40, "finished": True, "attempts": 1, "skipped": 1, "minpeak": 0.2, "lifts": 0.3, "nll": -3.0, "cer": 0.5},
-        {"points": 50, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.9, "lifts": 0.5, "nll": -2.0, "cer": 0.3},
+        {"points": 50, "finished": True, "attempts": 1, "skipped": 0, "minpeak": 0.9, "lifts": 1.2, "nll": 0.5, "cer": 0.3},
         {"points": 10, "finished": False, "attempts": 6, "skipped": 0, "minpeak": 1.0, "lifts": 3.0, "nll": 5.0, "cer": 0.1},
     ]
     pick = {name: lines.index(rule(lines)) for name, rule in cand.RULES.items()}
     # racing keeps a first-try ending over a quicker retried one; the other rules break ties among those
     assert pick == {"first (plain sampler)": 0, "fewest points (racing)": 2,
                     "no skipped letter, then fewest points": 3, "largest minpeak": 3,
-                    "most pen lifts per character": 0, "lowest loss per point (bias 0)": 2,
-                    "highest loss per point (bias 0)": 0, "oracle (best by OCR)": 4}
+                    "most pen lifts per character": 3, "lowest loss per point (bias 0)": 2,
+                    "highest loss per point (bias 0)": 3, "oracle (best by OCR)": 4}
+    # a line that drew nothing (loss inf) is picked by neither loss rule
+    blank = [lines[0] | {"nll": float("inf")}, lines[2]]
+    assert cand.RULES["highest loss per point (bias 0)"](blank) is lines[2]
+    assert cand.RULES["lowest loss per point (bias 0)"](blank) is lines[2]
+    # a run saved before pen lifts and losses were read: those rules are left out of its tables
+    old = [{k: v for k, v in r.items() if k not in ("lifts", "nll")} | {"set": "s", "line": 0, "j": j}
+           for j, r in enumerate(lines)]
+    cand.report(old, 5)
+    out = capsys.readouterr().out
+    assert "fewest points (racing)" in out and "pen lifts" not in out and "loss per point" not in out
+    assert cand.set_names(["a/sentences.txt", "b/sentences.txt", "c/held.txt"]) == [
+        "a/sentences.txt", "b/sentences.txt", "held"]
 
 
 def test_candidates_log_loss_is_the_models_own_mean_per_point():
@@ -136,6 +148,9 @@ def test_candidates_log_loss_is_the_models_own_mean_per_point():
     with torch.no_grad():
         y_hat, _, _ = model(inputs, c)
     assert alone[0] == pytest.approx(float(mixture_nll(y_hat, x[:, None]).mean()), rel=1e-5)
+    # a line that drew nothing has no loss to rank it by
+    empty = SimpleNamespace(offsets=np.zeros((0, 3), np.float32), text="ab")
+    assert cand.log_losses(model, alphabet, norm, [empty, lines[0]]) == [np.inf, pytest.approx(alone[0], rel=1e-5)]
 
 
 def test_hand_measures_height_width_and_slant_of_a_line():
