@@ -9,9 +9,12 @@ parameter (the input needs no gradient, as with data):
 * torch     ``torch.nn.LSTM(I, H, num_layers=N)``: no peepholes, no skip connections (layers n > 1
             read h^{n-1} only, input H wide), no clipping, output = last layer only. Its FLOPs are
             the same up to the I extra input columns of layers n > 1;
-* reference ``DeepLSTM(..., fused=False)``: the same maths as fused, stepped with autograd.
+* reference ``DeepLSTM(..., fused=False)``: the same maths as fused, stepped with autograd;
+* fused-bf16 the fused model run under ``graves.nn.lstm.matmul_dtype(torch.bfloat16)`` (the
+            ``train.matmul_dtype = "bfloat16"`` deviation): its matrix products take bfloat16 operands
+            and accumulate in float32; state and gates stay float32.
 
-Every configuration is timed side by side in one run: the reps interleave the three models, and
+Every configuration is timed side by side in one run: the reps interleave the models, and
 the median of ``--reps`` timed reps (after one warm-up rep of each) is reported.
 
     python bench/lstm_speed.py [--reps 5] [--threads N] [--no-reference] [--shape N,H,I,B,T,CLIP]
@@ -27,7 +30,7 @@ import time
 
 import torch
 
-from graves.nn.lstm import DeepLSTM
+from graves.nn.lstm import DeepLSTM, matmul_dtype
 
 CONFIGS = [
     # name, N, H, I, B, T, clip
@@ -36,11 +39,12 @@ CONFIGS = [
 ]
 
 
-def _fwd_bwd(model: torch.nn.Module, x: torch.Tensor) -> float:
+def _fwd_bwd(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None) -> float:
     model.zero_grad(set_to_none=True)
     t0 = time.perf_counter()
-    out = model(x)[0]
-    out.sum().backward()
+    with matmul_dtype(dtype):
+        out = model(x)[0]
+        out.sum().backward()
     return time.perf_counter() - t0
 
 
@@ -66,30 +70,35 @@ def main() -> None:
     ratios = []
     for name, N, H, I, B, T, clip in configs:
         torch.manual_seed(0)
-        models = {
-            "fused": DeepLSTM(I, H, N, clip=clip, fused=True),
-            "torch": torch.nn.LSTM(I, H, num_layers=N),
+        fused = DeepLSTM(I, H, N, clip=clip, fused=True)
+        models = {  # name: (model, matmul dtype)
+            "fused": (fused, None),
+            "torch": (torch.nn.LSTM(I, H, num_layers=N), None),
+            "fused-bf16": (fused, torch.bfloat16),
         }
         if not args.no_reference:
-            models["reference"] = DeepLSTM(I, H, N, clip=clip, fused=False)
+            models["reference"] = (DeepLSTM(I, H, N, clip=clip, fused=False), None)
         x = torch.randn(T, B, I)
         times: dict[str, list[float]] = {k: [] for k in models}
-        for m in models.values():
-            _fwd_bwd(m, x)  # warm-up
+        for m, dtype in models.values():
+            _fwd_bwd(m, x, dtype)  # warm-up
         for _ in range(args.reps):
-            for k, m in models.items():  # interleaved, so load changes hit every model alike
-                times[k].append(_fwd_bwd(m, x))
+            for k, (m, dtype) in models.items():  # interleaved, so load changes hit every model alike
+                times[k].append(_fwd_bwd(m, x, dtype))
         med = {k: statistics.median(v) for k, v in times.items()}
-        line = f"{name}, clip {clip}: fused {med['fused'] * 1e3:.0f} ms, torch.nn.LSTM {med['torch'] * 1e3:.0f} ms"
+        line = (f"{name}, clip {clip}: fused {med['fused'] * 1e3:.0f} ms, torch.nn.LSTM {med['torch'] * 1e3:.0f} ms, "
+                f"fused with bf16 matmuls {med['fused-bf16'] * 1e3:.0f} ms")
         if "reference" in med:
             line += f", reference {med['reference'] * 1e3:.0f} ms"
         print(line)
-        ratios.append((name.split()[0], med["fused"] / med["torch"], med.get("reference", float("nan")) / med["fused"]))
+        ratios.append((name.split()[0], med["fused"] / med["torch"], med.get("reference", float("nan")) / med["fused"],
+                       med["fused"] / med["fused-bf16"]))
 
     print(
         "RATIOS "
-        + "; ".join(f"{n}: fused/torch.nn.LSTM = {a:.2f}x, reference/fused = {b:.1f}x" for n, a, b in ratios)
-        + " (targets: <= 1.5x and >= 5x)"
+        + "; ".join(f"{n}: fused/torch.nn.LSTM = {a:.2f}x, reference/fused = {b:.1f}x, fused/fused-bf16 = {c:.2f}x"
+                    for n, a, b, c in ratios)
+        + " (targets: <= 1.5x and >= 5x; the last is the speed-up of train.matmul_dtype = bfloat16)"
     )
 
 

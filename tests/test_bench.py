@@ -218,3 +218,17 @@ def test_last_stroke_counts_cut_strokes_lone_points_delayed_strokes_and_the_cap(
     assert r == {"lines": 5, "pen_down": 3, "lone": 1, "to_lift": [2], "delayed": 2, "at_cap": 2}
     with pytest.raises(AssertionError, match="differ"):
         L.count([res([0, 1])], [res([1, 1, 1], tail=1)], cap=30)
+
+
+def test_step_speed_times_both_settings_on_real_batches(capsys):
+    from conftest import require_data
+
+    bench = _load("step_speed")
+    assert bench.spread(10, 4) == [0, 2, 5, 8] and bench.spread(3, 8) == [0, 1, 2]
+    root = require_data("iam-ondb").parent
+    config = str(BENCH.parent / "configs" / "toy-hw-predict.toml")
+    result = bench.main([config, f'data.root="{root}"', "--batches", "2", "--threads", "1"])
+    assert result["float32"] > 0 and result["bfloat16"] > 0
+    assert result["ratio"] == pytest.approx(result["float32"] / result["bfloat16"])
+    out = capsys.readouterr().out
+    assert "toy-hw-predict: 2 batches of 2" in out and "RATIO float32 / bfloat16 = " in out

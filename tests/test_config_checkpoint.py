@@ -183,6 +183,7 @@ def test_graves_info_describes_checkpoints_and_run_folders_without_loading_the_m
     ("optim.name=foo", "optim.name must be 'rmsprop', 'sgd' or 'adam'"),
     ("optim.momentum=1.0", r"optim.momentum must be in \[0, 1\)"),
     ("train.ema_decay=1.5", r"train.ema_decay must be in \[0, 1\)"),
+    ('train.matmul_dtype="float16"', "train.matmul_dtype must be 'float32' or 'bfloat16'"),
     ("train.batch_size=0", "train.batch_size must be at least 1"),
     ("train.log_every=0", "train.log_every must be at least 1"),
     ("train.eval_every=-1", "train.eval_every must be >= 0"),

@@ -292,6 +292,34 @@ def test_fused_layer1_window_gradcheck():
     assert torch.autograd.gradcheck(f, inputs)
 
 
+def test_fused_layer1_window_with_bf16_matmuls_stays_close_to_float32():
+    """Under graves.nn.lstm.matmul_dtype(bfloat16) (train.matmul_dtype) the recurrent product h·W_hh is
+    rounded: values and every gradient stay within 2 % (relative norm) of full precision, all float32, and
+    the rounding is real (h and the W_hh gradient differ)."""
+    from graves.nn.lstm import matmul_dtype
+
+    tensors, c, p = _layer1_inputs(T=12, B=3, H=16, K=3, U=5, V=6, seed=5)
+    tensors, c = [t.float() for t in tensors], c.float()
+    p = Layer1Weights(*(t.float() * 0.6 for t in p))
+    g = torch.Generator().manual_seed(2)
+    results = []
+    for dtype in (None, torch.bfloat16):
+        leaves = [t.clone().requires_grad_() for t in tensors]
+        p_leaves = Layer1Weights(*(t.clone().requires_grad_() for t in p))
+        with matmul_dtype(dtype):
+            out = layer1_window_fused(*leaves, c, p_leaves, 10.0)
+        if not results:
+            ups = [torch.randn(o.shape, generator=g) for o in out]
+        grads = torch.autograd.grad(sum((o * u).sum() for o, u in zip(out, ups)), leaves + list(p_leaves))
+        results.append([o.detach() for o in out] + list(grads))
+    full, low = results
+    for k, (a, b) in enumerate(zip(low, full)):
+        assert a.dtype == torch.float32, k
+        assert float((a - b).norm()) <= 2e-2 * float(b.norm()), k
+    assert not torch.equal(low[0], full[0])  # h^1
+    assert not torch.equal(low[5 + 5], full[5 + 5])  # ∂L/∂W_hh
+
+
 def test_window_kappa_bias_initialisation_sets_only_the_kappa_biases():
     from graves.config import ModelConfig
     from graves.models.handwriting import HandwritingSynthesizer

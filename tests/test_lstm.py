@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import graves.nn.lstm as lstm_mod
-from graves.nn.lstm import DeepLSTM, LSTMState, PeepholeLSTM, lstm_fused, lstm_reference
+from graves.nn.lstm import DeepLSTM, LSTMState, PeepholeLSTM, lstm_fused, lstm_reference, matmul_dtype
 
 F64 = torch.float64
 
@@ -449,3 +449,109 @@ def test_x_proj_is_an_added_input_projection_fused_equals_reference(I):
     torch.testing.assert_close(results[1][0], h)
     for a, b in zip(results[1][2:4] + results[1][5:], gx_e):
         torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------------------------------------------------------
+# matmul_dtype: bfloat16 matrix products in the fused path (train.matmul_dtype, a deviation)
+# ------------------------------------------------------------------------------------------------
+
+
+def _float32_case(seed: int = 0):
+    torch.manual_seed(seed)
+    T, B, I, H = 20, 4, 5, 12
+    layer = PeepholeLSTM(I, H, clip=1.0)
+    _randomise(layer, 0.3)
+    x = torch.randn(T, B, I, requires_grad=True)
+    state = LSTMState(torch.randn(B, H, requires_grad=True), torch.randn(B, H, requires_grad=True))
+    w = [torch.randn(T, B, H), torch.randn(B, H), torch.randn(B, H)]
+    return layer, x, state, w
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).detach().norm() / b.detach().norm())
+
+
+def test_bf16_matmuls_stay_close_to_the_float32_reference_and_really_round():
+    """Outputs, final state and every gradient (x, the six parameters, h_0, c_0) within a few 1e-3 of the
+    float32 reference, all float32 tensors; and the setting is applied: each of them differs from the
+    float32 fused result."""
+    layer, x, state, w = _float32_case()
+    full = _run(layer, x, state, True, *w)
+    ref = _run(layer, x, state, False, *w)
+    with matmul_dtype(torch.bfloat16):
+        low = _run(layer, x, state, True, *w)
+    assert len(low) == 3 + 1 + 6 + 2
+    for k, (a, b, f) in enumerate(zip(low, ref, full)):
+        assert a.dtype == torch.float32, k
+        assert _rel_err(a, b) < 2e-2, (k, _rel_err(a, b))
+        assert _rel_err(f, b) < 1e-5, k  # float32 fused = reference, so the gap above is bf16's rounding
+        assert not torch.equal(a, f), k
+
+
+def test_bf16_matmuls_with_an_input_projection_and_in_the_deep_stack():
+    """The text nets' path (x_proj, I = 0) and the skip-connected stack under bfloat16 products."""
+    torch.manual_seed(3)
+    T, B, H = 9, 3, 8
+    e = torch.randn(T, B, 4 * H, requires_grad=True)
+    x = torch.zeros(T, B, 0)
+    p = [(torch.randn(*s) * 0.4).requires_grad_() for s in [(4 * H, 0), (4 * H, H), (4 * H,), (H,), (H,), (H,)]]
+    state = LSTMState(torch.zeros(B, H), torch.zeros(B, H))
+    results = []
+    for dtype in (None, torch.bfloat16):
+        with matmul_dtype(dtype):
+            h, s = lstm_fused(x, state, *p, clip=1.0, x_proj=e)
+            results.append([h, s.c, *torch.autograd.grad((h ** 2).sum() + s.c.sum(), [e, *p[1:]])])
+    for a, b in zip(results[1], results[0]):
+        assert _rel_err(a, b) < 2e-2
+    net = DeepLSTM(3, 10, 3, clip=10.0)
+    xs = torch.randn(15, 2, 3)
+    grads = []
+    for dtype in (None, torch.bfloat16):
+        net.zero_grad()
+        with matmul_dtype(dtype):
+            out, _ = net(xs)
+            out.square().sum().backward()
+        grads.append([out.detach()] + [q.grad.clone() for q in net.parameters()])
+    for a, b in zip(grads[1], grads[0]):
+        assert _rel_err(a, b) < 2e-2
+    assert not torch.equal(grads[1][0], grads[0][0])
+
+
+def test_matmul_dtype_leaves_the_reference_path_and_full_precision_alone():
+    layer, x, state, w = _float32_case(1)
+    full = _run(layer, x, state, True, *w)
+    ref = _run(layer, x, state, False, *w)
+    with matmul_dtype(torch.bfloat16):
+        ref_under = _run(layer, x, state, False, *w)  # the reference path ignores the setting
+    with matmul_dtype(torch.float32):  # the tensors' own dtype: no rounding at all
+        full_under = _run(layer, x, state, True, *w)
+    _assert_all_close(ref_under, ref, rtol=0, atol=0)
+    _assert_all_close(full_under, full, rtol=0, atol=0)
+
+
+def test_matmul_dtype_is_scoped_and_checked():
+    assert lstm_mod._MATMUL_DTYPE is None
+    with matmul_dtype(torch.bfloat16):
+        with matmul_dtype(None):
+            assert lstm_mod._MATMUL_DTYPE is None
+        assert lstm_mod._MATMUL_DTYPE is torch.bfloat16
+        with pytest.raises(RuntimeError), matmul_dtype(torch.float16):
+            raise RuntimeError("boom")
+        assert lstm_mod._MATMUL_DTYPE is torch.bfloat16  # restored after an error inside
+    assert lstm_mod._MATMUL_DTYPE is None
+    for bad in (torch.int8, "bfloat16"):
+        with pytest.raises(ValueError, match="matmul_dtype: expected a floating torch dtype"):
+            with matmul_dtype(bad):
+                pass
+
+
+def test_bf16_forward_keeps_its_precision_for_the_backward():
+    """The dtype in force at the forward is the one its backward uses, whenever backward() runs."""
+    layer, x, state, w = _float32_case(2)
+    with matmul_dtype(torch.bfloat16):
+        y, (h_T, c_T) = layer(x, state)
+    loss = (y * w[0]).sum() + (h_T * w[1]).sum() + (c_T * w[2]).sum()
+    late = torch.autograd.grad(loss, list(layer.parameters()))  # outside the block
+    with matmul_dtype(torch.bfloat16):
+        inside = _run(layer, x, state, True, *w)[4:10]  # the six parameters' gradients
+    _assert_all_close(late, inside, rtol=0, atol=0)

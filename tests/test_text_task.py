@@ -523,6 +523,47 @@ def test_weight_averaging_validates_and_saves_the_average_and_leaves_training_al
             train(_toy(f"train.ema_decay={bad}", "train.max_steps=1"), tmp_path / "bad", progress=False)
 
 
+def test_bf16_matmuls_apply_to_the_training_steps_only(tmp_path, monkeypatch):
+    """train.matmul_dtype = "bfloat16": every training step runs under bfloat16 products, every validation in
+    float32; the weights stay float32, close to the float32 run's and not equal to them (the rounding is real)."""
+    import graves.nn.lstm as lstm_mod
+    import graves.train as train_mod
+    from graves.tasks.text import TextTask
+
+    seen: dict[str, list] = {"step": [], "eval": []}
+    step, evaluate = train_mod.training_step, TextTask.evaluate
+
+    def spy_step(*a, **k):
+        seen["step"].append(lstm_mod._MATMUL_DTYPE)
+        return step(*a, **k)
+
+    def spy_eval(self, *a, **k):
+        seen["eval"].append(lstm_mod._MATMUL_DTYPE)
+        return evaluate(self, *a, **k)
+
+    monkeypatch.setattr(train_mod, "training_step", spy_step)
+    monkeypatch.setattr(TextTask, "evaluate", spy_eval)
+    train_mod.train(_toy("train.max_steps=1", "train.eval_every=0"), tmp_path / "start", progress=False)
+    start = load_weights(tmp_path / "start" / "last")
+    seen["step"].clear(), seen["eval"].clear()
+    # plain SGD, so the weights' movement is proportional to the gradients (Adam's is not)
+    common = [f'train.init_from="{tmp_path / "start" / "last"}"', 'optim.name="sgd"', "optim.lr=0.1",
+              "optim.momentum=0", "train.max_steps=4", "train.eval_every=2"]
+    train_mod.train(_toy(*common, 'train.matmul_dtype="bfloat16"'), tmp_path / "bf16", progress=False)
+    assert seen["step"] == [torch.bfloat16] * 4 and seen["eval"] and set(seen["eval"]) == {None}
+    assert lstm_mod._MATMUL_DTYPE is None
+    seen["step"].clear()
+    train_mod.train(_toy(*common), tmp_path / "f32", progress=False)
+    assert seen["step"] == [None] * 4
+    low, full = load_weights(tmp_path / "bf16" / "last"), load_weights(tmp_path / "f32" / "last")
+    assert all(v.dtype == torch.float32 for v in low.values())
+    assert any(not torch.equal(low[k], full[k]) for k in full)
+    moved = sum(float((full[k] - start[k]).norm() ** 2) for k in full) ** 0.5
+    apart = sum(float((low[k] - full[k]).norm() ** 2) for k in full) ** 0.5
+    assert moved > 0 and apart < 0.01 * moved, (apart, moved)  # the same steps, up to bf16's rounding (3e-4)
+    assert load_meta(tmp_path / "bf16" / "last")["config"]["train"]["matmul_dtype"] == "bfloat16"
+
+
 def test_weight_averaging_under_adaptive_noise_averages_the_posterior_means(tmp_path):
     """With adaptive weight noise the average is taken over the clean means μ after each step, never over a
     noisy draw w = μ + s·ξ, and the posterior's s (the trainer state) are those of the run without averaging."""

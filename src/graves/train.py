@@ -25,6 +25,10 @@ updated after every applied step; validation, early stopping and ``best`` use th
 ``valid`` record also holds ``valid_raw``, the training weights' metrics, so the two can be compared.
 ``last`` holds the training weights and carries the average in its trainer state, so ``--resume`` is
 exact; a run resumed with averaging newly switched on starts the average from its current weights.
+
+With ``train.matmul_dtype = "bfloat16"`` (a deviation) the training steps run the fused LSTM layers'
+matrix products on bfloat16 operands (:func:`graves.nn.lstm.matmul_dtype`); everything else, validation
+included, is float32.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from tqdm import tqdm
 from graves.checkpoint import (CheckpointError, config_of, load_meta, load_trainer_state, load_weights, recover,
                                save_checkpoint)
 from graves.config import Config, ConfigError, check_config
+from graves.nn.lstm import matmul_dtype
 from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
 from graves.optim import optimizer_from_config
 
@@ -278,6 +283,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         torch.set_num_threads(tc.threads)
     torch.set_flush_denormal(True)
     device = torch.device(tc.device)
+    # deviation (train.matmul_dtype): the fused LSTMs' matrix products in a lower precision during the
+    # training steps; validation, checkpoints and the weights themselves stay float32
+    step_dtype = None if tc.matmul_dtype == "float32" else getattr(torch, tc.matmul_dtype)
 
     trainer_state = None
     if resume:
@@ -465,7 +473,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     if i < position:
                         continue
                     t0 = time.monotonic()
-                    loss, count = training_step(task, model, batch, optimizer, noise, generator)
+                    with matmul_dtype(step_dtype):  # deviation when not float32: the training steps only
+                        loss, count = training_step(task, model, batch, optimizer, noise, generator)
                     step += 1
                     position = i + 1
                     lv = float(loss.detach())

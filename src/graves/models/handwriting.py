@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from graves.config import ModelConfig
 from graves.nn.clip import clip_gradient
-from graves.nn.lstm import DeepLSTM, LSTMState, clip_preactivation
+from graves.nn.lstm import DeepLSTM, LSTMState, clip_preactivation, matmul_dtype_for
 from graves.nn.window import SoftWindow, window_params, window_phi, window_vector
 
 __all__ = [
@@ -216,6 +216,10 @@ class _FusedLayer1Window(torch.autograd.Function):
         Ws[0] = w0
         Phi = gx.new_empty(T, B, U)  # φ(t, u)
         W_hh_T, W_w_T, W_p_T = W_hh.t(), W_w.t(), W_p.t()
+        # deviation (graves.nn.lstm.matmul_dtype): the recurrent product h_{t−1}·W_hh, the step's largest,
+        # on operands rounded to lp; the small window products stay in full precision
+        lp = ctx.lp = matmul_dtype_for(gx)
+        W_hh_lp_T = None if lp is None else W_hh_T.to(lp)
         G4 = G.view(T, B, 4, H)
         P3 = P.view(T, B, 3, K)
         steps = zip(
@@ -227,7 +231,11 @@ class _FusedLayer1Window(torch.autograd.Function):
         h_prev = h0
         for (G_t, IF_t, I_t, F_t, Gg_t, O_t, c_prev, c_t, tc_t, h_t, P_t, alpha, beta, dk,
              kappa_prev, kappa_t, w_prev, w_t, phi_t) in steps:
-            G_t.addmm_(h_prev, W_hh_T).addmm_(w_prev, W_w_T)  # + W_{h1 h1} h_{t−1} + W_{w h1} w_{t−1}  (eq. 52)
+            if lp is None:
+                G_t.addmm_(h_prev, W_hh_T)  # + W_{h1 h1} h_{t−1}  (eq. 52)
+            else:
+                G_t.add_(torch.mm(h_prev.to(lp), W_hh_lp_T))  # the same, operands rounded to lp
+            G_t.addmm_(w_prev, W_w_T)  # + W_{w h1} w_{t−1}  (eq. 52)
             I_t.addcmul_(w_ci, c_prev)  # (eq. 7)
             F_t.addcmul_(w_cf, c_prev)  # (eq. 8)
             IF_t.sigmoid_()  # i_t, f_t
@@ -268,6 +276,8 @@ class _FusedLayer1Window(torch.autograd.Function):
         s = h0.new_empty(B, 2 * H)
         tmp = torch.empty_like(h0)
         ones = torch.ones_like(h0)
+        lp = ctx.lp
+        W_hh_lp = None if lp is None else W_hh.to(lp)
         rev = lambda t: reversed(t.unbind(0))  # noqa: E731
         steps = zip(
             rev(dG), rev(dG[:, :, : 2 * H]), rev(dG[:, :, : 3 * H]), rev(dG4[:, :, 0]), rev(dG4[:, :, 1]),
@@ -301,7 +311,10 @@ class _FusedLayer1Window(torch.autograd.Function):
             # ∂L/∂h_t = outside + window (eq. 48) + recurrence into t + 1
             dh = torch.mm(dP_t, W_p) if dH_t is None else torch.addmm(dH_t, dP_t, W_p)  # (B, H)
             if dG_next is not None:
-                dh.addmm_(dG_next, W_hh)
+                if lp is None:
+                    dh.addmm_(dG_next, W_hh)
+                else:
+                    dh.add_(torch.mm(dG_next.to(lp), W_hh_lp))  # the same, operands rounded to lp
             # the LSTM cell (eqs. 7–11), gate derivatives clipped (Section 2.1)
             torch.mul(dh, tc, out=dO_t)
             torch.addcmul(o, o, o, value=-1, out=tmp)  # o(1 − o)
@@ -330,10 +343,13 @@ class _FusedLayer1Window(torch.autograd.Function):
         dkappa0 = dkappa if needs[3] else None
         dw0 = dG_next @ W_w if needs[4] else None
         dW_hh = dW_w = dw_ci = dw_cf = dw_co = dW_p = db_p = None
-        if needs[6]:
+        if needs[6] and lp is None:
             dW_hh = torch.mm(dG[0].t(), h0)  # Σ_t δ_t h_{t−1}ᵀ
             if T > 1:
                 dW_hh.addmm_(dG[1:].reshape(-1, H4).t(), Hs[:-1].reshape(-1, H))
+        elif needs[6]:  # the same product, operands rounded to lp
+            Hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]]).reshape(-1, H).to(lp)  # h_0..h_{T−1}
+            dW_hh = torch.mm(dG2.t().to(lp), Hprev).to(G.dtype)
         if needs[7]:
             dW_w = dG2.t() @ Ws[:-1].reshape(T * B, -1)  # Σ_t δ_t w_{t−1}ᵀ, (4H, V)
         if needs[8]:
