@@ -399,6 +399,7 @@ def time_steps(cfg: Config, k: int) -> dict[str, Any]:
     of an epoch and the estimated seconds per epoch. The step mirrors :func:`graves.train.train`'s
     (forward, backward with the configured weight noise, optimiser step; building the batch on the CPU
     included)."""
+    from graves.nn.lstm import MATMUL_DTYPES
     from graves.optim import optimizer_from_config
     from graves.train import build_noise, build_task, optimised_params, training_step
 
@@ -431,7 +432,7 @@ def time_steps(cfg: Config, k: int) -> dict[str, Any]:
             batch = next(it)
         sync()
         t = time.monotonic()
-        loss, _ = training_step(task, model, batch, optimizer, noise, generator)
+        loss, _ = training_step(task, model, batch, optimizer, noise, generator, MATMUL_DTYPES[cfg.train.matmul_dtype])
         float(loss.detach())  # waits for the step, as the training loop's logging does
         sync()
         times.append(time.monotonic() - t)

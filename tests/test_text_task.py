@@ -383,10 +383,10 @@ def test_noise_draws_do_not_reuse_the_initialisations_random_numbers(tmp_path, m
     first = []
     real = tr.training_step
 
-    def spy(task, model, batch, optimizer, noise, generator):
+    def spy(task, model, batch, optimizer, noise, generator, *rest):
         if not first:
             first.append(generator.get_state().clone())
-        return real(task, model, batch, optimizer, noise, generator)
+        return real(task, model, batch, optimizer, noise, generator, *rest)
 
     monkeypatch.setattr(tr, "training_step", spy)
     tr.train(_toy("train.max_steps=1", "train.seed=3"), tmp_path / "r", progress=False)
@@ -531,17 +531,17 @@ def test_bf16_matmuls_apply_to_the_training_steps_only(tmp_path, monkeypatch):
     from graves.tasks.text import TextTask
 
     seen: dict[str, list] = {"step": [], "eval": []}
-    step, evaluate = train_mod.training_step, TextTask.evaluate
+    loss, evaluate = TextTask.loss, TextTask.evaluate
 
-    def spy_step(*a, **k):
-        seen["step"].append(lstm_mod._MATMUL_DTYPE)
-        return step(*a, **k)
+    def spy_loss(self, *a, **k):  # the training steps' losses (validation calls evaluate)
+        seen["step"].append(lstm_mod._MATMUL_DTYPE.get())
+        return loss(self, *a, **k)
 
     def spy_eval(self, *a, **k):
-        seen["eval"].append(lstm_mod._MATMUL_DTYPE)
+        seen["eval"].append(lstm_mod._MATMUL_DTYPE.get())
         return evaluate(self, *a, **k)
 
-    monkeypatch.setattr(train_mod, "training_step", spy_step)
+    monkeypatch.setattr(TextTask, "loss", spy_loss)
     monkeypatch.setattr(TextTask, "evaluate", spy_eval)
     train_mod.train(_toy("train.max_steps=1", "train.eval_every=0"), tmp_path / "start", progress=False)
     start = load_weights(tmp_path / "start" / "last")
@@ -551,7 +551,7 @@ def test_bf16_matmuls_apply_to_the_training_steps_only(tmp_path, monkeypatch):
               "optim.momentum=0", "train.max_steps=4", "train.eval_every=2"]
     train_mod.train(_toy(*common, 'train.matmul_dtype="bfloat16"'), tmp_path / "bf16", progress=False)
     assert seen["step"] == [torch.bfloat16] * 4 and seen["eval"] and set(seen["eval"]) == {None}
-    assert lstm_mod._MATMUL_DTYPE is None
+    assert lstm_mod._MATMUL_DTYPE.get() is None
     seen["step"].clear()
     train_mod.train(_toy(*common), tmp_path / "f32", progress=False)
     assert seen["step"] == [None] * 4
@@ -562,6 +562,16 @@ def test_bf16_matmuls_apply_to_the_training_steps_only(tmp_path, monkeypatch):
     apart = sum(float((low[k] - full[k]).norm() ** 2) for k in full) ** 0.5
     assert moved > 0 and apart < 0.01 * moved, (apart, moved)  # the same steps, up to bf16's rounding (3e-4)
     assert load_meta(tmp_path / "bf16" / "last")["config"]["train"]["matmul_dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize("has_bf16", [False, True, None])
+def test_bf16_matmuls_on_a_cpu_without_bf16_instructions_warn(tmp_path, monkeypatch, capsys, has_bf16):
+    import graves.train as train_mod
+
+    monkeypatch.setattr(train_mod, "_cpu_has_bf16", lambda: has_bf16)
+    train_mod.train(_toy("train.max_steps=1", 'train.matmul_dtype="bfloat16"'), tmp_path / "r", progress=False)
+    warned = "on a CPU without bfloat16 instructions" in capsys.readouterr().err
+    assert warned == (has_bf16 is False)
 
 
 def test_weight_averaging_under_adaptive_noise_averages_the_posterior_means(tmp_path):

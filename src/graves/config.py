@@ -30,7 +30,7 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key."""
 
 
-#: ``train.matmul_dtype`` values: the name in the config → the torch dtype's attribute name.
+#: ``train.matmul_dtype`` values (``graves.nn.lstm.MATMUL_DTYPES`` maps each to its torch dtype).
 MATMUL_DTYPES = ("float32", "bfloat16")
 
 
@@ -111,8 +111,8 @@ class TrainConfig:
     # the training weights, with the average in its trainer state (docs/decisions.md)
     ema_decay: float = 0.0
     # deviation: the dtype the fused LSTM layers multiply matrices in during training steps ("bfloat16":
-    # 1.2-1.5x faster on CPUs with bf16 instructions; products accumulate in float32, the state and the
-    # updates stay float32; validation always runs in float32). "float32" = the paper (docs/decisions.md)
+    # 1.1-2x faster on CPUs with bf16 instructions; operands rounded, the state, the sums of products and
+    # the updates stay float32; validation always runs in float32). "float32" = the paper (docs/decisions.md)
     matmul_dtype: str = "float32"
 
 

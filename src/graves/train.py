@@ -50,7 +50,7 @@ from tqdm import tqdm
 from graves.checkpoint import (CheckpointError, config_of, load_meta, load_trainer_state, load_weights, recover,
                                save_checkpoint)
 from graves.config import Config, ConfigError, check_config
-from graves.nn.lstm import matmul_dtype
+from graves.nn.lstm import MATMUL_DTYPES, matmul_dtype
 from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, noisy_backward
 from graves.optim import optimizer_from_config
 
@@ -151,8 +151,12 @@ def _noise_stats(noise: WeightNoise | AdaptiveWeightNoise | None, task: Any) -> 
 
 
 def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
-                  noise: WeightNoise | AdaptiveWeightNoise | None, generator: torch.Generator) -> tuple[Tensor, int]:
+                  noise: WeightNoise | AdaptiveWeightNoise | None, generator: torch.Generator,
+                  matmul: torch.dtype | None = None) -> tuple[Tensor, int]:
     """One optimiser step on ``batch``; returns (the loss as logged, the number of sequences in the batch).
+
+    ``matmul``: the dtype the fused LSTM layers multiply in during the step (``train.matmul_dtype``, a
+    deviation: :func:`graves.nn.lstm.matmul_dtype`), or None for full precision.
 
     When the loss or a gradient is not finite the step is not taken (the gradients are dropped) and the
     returned loss is NaN; `train` then skips the batch, and stops after :data:`MAX_NONFINITE_STEPS` in a row.
@@ -167,16 +171,17 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
     one-sequence-at-a-time training, instead of derivatives already divided by B (a bound B times looser).
     """
     optimizer.zero_grad(set_to_none=True)
-    if noise is None:
-        loss, count = task.loss(model, batch)
-        (loss * count).backward()  # the sum over sequences: each one's derivatives meet the clips unscaled
-    else:
-        count = task.batch_size(batch)
+    with matmul_dtype(matmul):
+        if noise is None:
+            loss, count = task.loss(model, batch)
+            (loss * count).backward()  # the sum over sequences: each one's derivatives meet the clips unscaled
+        else:
+            count = task.batch_size(batch)
 
-        def loss_fn(idx: slice) -> Tensor:
-            return task.loss(model, batch, idx)[0] * (idx.stop - idx.start)  # the slice's sum over sequences
+            def loss_fn(idx: slice) -> Tensor:
+                return task.loss(model, batch, idx)[0] * (idx.stop - idx.start)  # the slice's sum over sequences
 
-        loss = noisy_backward(noise, loss_fn, count, generator) / count
+            loss = noisy_backward(noise, loss_fn, count, generator) / count
     _divide_grads(optimizer, count)  # the sum's gradients → the mean's
     if noise is not None:
         if isinstance(noise, AdaptiveWeightNoise):
@@ -193,6 +198,15 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
     if isinstance(noise, AdaptiveWeightNoise):
         noise.bound_()  # deviation: noise.max_std, an upper bound on s (projected; a no-op without a bound)
     return loss, count
+
+
+def _cpu_has_bf16() -> bool | None:
+    """Whether this CPU lists bfloat16 dot-product instructions (Linux's /proc/cpuinfo); None if unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _divide_grads(optimizer: torch.optim.Optimizer, n: int) -> None:
@@ -285,7 +299,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     device = torch.device(tc.device)
     # deviation (train.matmul_dtype): the fused LSTMs' matrix products in a lower precision during the
     # training steps; validation, checkpoints and the weights themselves stay float32
-    step_dtype = None if tc.matmul_dtype == "float32" else getattr(torch, tc.matmul_dtype)
+    step_dtype = MATMUL_DTYPES[tc.matmul_dtype]
+    if step_dtype is not None and device.type == "cpu" and _cpu_has_bf16() is False:
+        print("graves train: train.matmul_dtype = bfloat16 on a CPU without bfloat16 instructions (no avx512_bf16 "
+              "or amx_bf16 in /proc/cpuinfo) may be slower than float32; `python bench/step_speed.py CONFIG` "
+              "measures it", file=sys.stderr)
 
     trainer_state = None
     if resume:
@@ -473,8 +491,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     if i < position:
                         continue
                     t0 = time.monotonic()
-                    with matmul_dtype(step_dtype):  # deviation when not float32: the training steps only
-                        loss, count = training_step(task, model, batch, optimizer, noise, generator)
+                    loss, count = training_step(task, model, batch, optimizer, noise, generator, step_dtype)
                     step += 1
                     position = i + 1
                     lv = float(loss.detach())

@@ -348,7 +348,7 @@ class _FusedLayer1Window(torch.autograd.Function):
             if T > 1:
                 dW_hh.addmm_(dG[1:].reshape(-1, H4).t(), Hs[:-1].reshape(-1, H))
         elif needs[6]:  # the same product, operands rounded to lp
-            Hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]]).reshape(-1, H).to(lp)  # h_0..h_{T−1}
+            Hprev = torch.cat([h0.unsqueeze(0).to(lp), Hs[:-1].to(lp)]).reshape(-1, H)  # h_0..h_{T−1}
             dW_hh = torch.mm(dG2.t().to(lp), Hprev).to(G.dtype)
         if needs[7]:
             dW_w = dG2.t() @ Ws[:-1].reshape(T * B, -1)  # Σ_t δ_t w_{t−1}ᵀ, (4H, V)

@@ -18,6 +18,7 @@ Shapes: T time steps, B batch, I input size, H cells, N layers, E extra input si
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -32,6 +33,7 @@ __all__ = [
     "LSTMState",
     "matmul_dtype",
     "matmul_dtype_for",
+    "MATMUL_DTYPES",
     "PeepholeLSTM",
     "DeepLSTM",
     "clip_preactivation",
@@ -53,37 +55,42 @@ class LSTMState(NamedTuple):
 # --------------------------------------------------------------------------------------------------
 
 #: The dtype the fused paths multiply matrices in, or None for the tensors' own dtype. Set it with
-#: :func:`matmul_dtype`; read at each forward, and kept for its backward.
-_MATMUL_DTYPE: torch.dtype | None = None
+#: :func:`matmul_dtype`; read at each forward, and kept for its backward. A context variable, like
+#: ``torch.autocast``'s state, so that a thread (the web page serves from threads) sees only its own.
+_MATMUL_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("graves_matmul_dtype",
+                                                                                  default=None)
+
+#: What :func:`matmul_dtype` accepts (None and float32 leave float32 work unrounded).
+MATMUL_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 @contextlib.contextmanager
 def matmul_dtype(dtype: torch.dtype | None) -> Iterator[None]:
-    """Within the block, the fused LSTM paths multiply their matrices in ``dtype`` (e.g. ``torch.bfloat16``).
+    """Within the block, the fused LSTM paths multiply their matrices in ``dtype`` (``torch.bfloat16``).
 
     deviation (``train.matmul_dtype``): the operands of the matrix products are rounded (the weights,
-    h_{t−1}, the inputs and, in the backward pass, the gate derivatives δ); the BLAS accumulates each
-    product in float32 and returns it rounded to ``dtype``, and it is added to float32 pre-activations (or
-    gradients). The gates, the cell state, the clipping and the weight updates stay in the tensors' own
-    dtype. On CPUs with bfloat16 dot-product instructions (AVX512-BF16, AMX) a training step of the
-    3 × 400 handwriting net was 1.2–1.5 times faster (``bench/lstm_speed.py``); each gradient's relative
-    error was 1e-3 to 4e-3. The reference path (``fused=False``) ignores the setting. ``None`` restores
-    full precision.
+    h_{t−1}, the inputs and, in the backward pass, the gate derivatives δ); on the CPU the BLAS (oneDNN)
+    accumulates each product in float32 and returns it rounded once to ``dtype`` (on CUDA, cuBLAS may
+    reduce partly in bfloat16 unless ``torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction``
+    is off), and it is added to float32 pre-activations or gradients. The gates, the cell state, the
+    clipping and the weight updates stay in the tensors' own dtype. On this project's CPUs (AVX512-BF16) a
+    training step was 1.1–2× faster, the most for the largest matrices (``bench/step_speed.py``,
+    ``bench/lstm_speed.py``); each gradient's relative error was 1e-3 to 4e-3. The reference path
+    (``fused=False``) ignores the setting. ``None`` (or ``torch.float32``) restores full precision.
     """
-    global _MATMUL_DTYPE
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"matmul_dtype: expected a floating torch dtype or None, got {dtype!r}")
-    before = _MATMUL_DTYPE
-    _MATMUL_DTYPE = dtype
+    if dtype not in (None, torch.float32, torch.bfloat16):
+        raise ValueError(f"matmul_dtype: expected torch.bfloat16, torch.float32 or None, got {dtype!r}")
+    token = _MATMUL_DTYPE.set(None if dtype is torch.float32 else dtype)
     try:
         yield
     finally:
-        _MATMUL_DTYPE = before
+        _MATMUL_DTYPE.reset(token)
 
 
 def matmul_dtype_for(x: Tensor) -> torch.dtype | None:
     """The dtype a fused path multiplies in for inputs like ``x`` now, or None when it is ``x``'s own."""
-    return None if _MATMUL_DTYPE is None or _MATMUL_DTYPE == x.dtype else _MATMUL_DTYPE
+    dtype = _MATMUL_DTYPE.get()
+    return None if dtype is None or dtype == x.dtype else dtype
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,7 +302,7 @@ class _FusedPeepholeLSTM(torch.autograd.Function):
             elif lp is None:
                 dh = torch.addmm(dY_t, delta_next, weight_hh)  # (B, H)
             else:
-                dh = torch.mm(delta_next.to(lp), W_hh_lp).add_(dY_t)  # the same, operands rounded to lp
+                dh = torch.add(dY_t, torch.mm(delta_next.to(lp), W_hh_lp))  # the same, rounded operands; float32 sum
             # o gate (eqs. 10–11): δo = ∂L/∂h_t ⊙ tanh c_t ⊙ o(1 − o), clamped (Section 2.1)
             torch.addcmul(o, o, o, value=-1, out=u)  # σ'(o) = o(1 − o)
             torch.mul(dh, tc, out=d_o).mul_(u)
@@ -332,13 +339,13 @@ class _FusedPeepholeLSTM(torch.autograd.Function):
                 if T > 1:
                     dW_hh.addmm_(D[1:].reshape(-1, 4 * H).t(), Y[:-1].reshape(-1, H))
         else:  # the same products with operands rounded to lp, the results back in x's dtype
-            dG_lp = dG.to(lp)
+            dG_lp = dG.to(lp) if needs[0] or needs[3] or needs[4] else None
             if needs[0]:
                 dx = (dG_lp @ weight_ih.to(lp)).view(T, B, I).to(x.dtype)
             if needs[3]:
                 dW_ih = (x.reshape(T * B, I).to(lp).t() @ dG_lp).t().to(x.dtype)
             if needs[4]:
-                Hprev = torch.cat([h0.unsqueeze(0), Y[:-1]]).reshape(-1, H).to(lp)  # h_0..h_{T-1}
+                Hprev = torch.cat([h0.unsqueeze(0).to(lp), Y[:-1].to(lp)]).reshape(-1, H)  # h_0..h_{T-1}
                 dW_hh = torch.mm(dG_lp.t(), Hprev).to(x.dtype)
         if needs[1]:
             dh0 = delta_next @ weight_hh  # (B, H)
