@@ -11,8 +11,8 @@ parameter (the input needs no gradient, as with data):
             the same up to the I extra input columns of layers n > 1;
 * reference ``DeepLSTM(..., fused=False)``: the same maths as fused, stepped with autograd;
 * fused-bf16 the fused model run under ``graves.nn.lstm.matmul_dtype(torch.bfloat16)`` (the
-            ``train.matmul_dtype = "bfloat16"`` deviation): its matrix products take bfloat16 operands
-            and accumulate in float32; state and gates stay float32.
+            ``train.matmul_dtype = "bfloat16"`` deviation): its matrix products take bfloat16 operands,
+            accumulate in float32 and are rounded once to bfloat16; state and gates stay float32.
 
 Every configuration is timed side by side in one run: the reps interleave the models, and
 the median of ``--reps`` timed reps (after one warm-up rep of each) is reported.

@@ -1,4 +1,4 @@
-"""The pure parts of the benchmarks (bench/ is not a package: loaded by path)."""
+"""The benchmarks' own logic, on toy inputs or a few real lines (bench/ is not a package: loaded by path)."""
 
 from __future__ import annotations
 
@@ -220,14 +220,24 @@ def test_last_stroke_counts_cut_strokes_lone_points_delayed_strokes_and_the_cap(
         L.count([res([0, 1])], [res([1, 1, 1], tail=1)], cap=30)
 
 
-def test_step_speed_times_both_settings_on_real_batches(capsys):
+def test_step_speed_times_both_settings_on_real_batches(capsys, monkeypatch):
+    import torch
     from conftest import require_data
 
     bench = _load("step_speed")
     assert bench.spread(10, 4) == [0, 2, 5, 8] and bench.spread(3, 8) == [0, 1, 2]
     root = require_data("iam-ondb").parent
     config = str(BENCH.parent / "configs" / "toy-hw-predict.toml")
+    settings, real = [], bench.training_step
+
+    def spy(*args):
+        settings.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(bench, "training_step", spy)
     result = bench.main([config, f'data.root="{root}"', "--batches", "2", "--threads", "1"])
+    bf16 = torch.bfloat16  # a warm-up of each, then batch 1 float32 first, batch 2 bfloat16 first
+    assert settings == [None, bf16, None, bf16, bf16, None]
     assert result["float32"] > 0 and result["bfloat16"] > 0
     assert result["ratio"] == pytest.approx(result["float32"] / result["bfloat16"])
     out = capsys.readouterr().out

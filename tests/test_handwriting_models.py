@@ -294,7 +294,7 @@ def test_fused_layer1_window_gradcheck():
 
 def test_fused_layer1_window_with_bf16_matmuls_stays_close_to_float32():
     """Under graves.nn.lstm.matmul_dtype(bfloat16) (train.matmul_dtype) the recurrent product h·W_hh is
-    rounded: values and every gradient stay within 2 % (relative norm) of full precision, all float32, and
+    rounded: values and every gradient stay within 1 % (relative norm) of full precision, all float32, and
     the rounding is real (h and the W_hh gradient differ)."""
     from graves.nn.lstm import matmul_dtype
 

@@ -576,3 +576,12 @@ def test_a_float32_forward_keeps_full_precision_in_a_bf16_backward():
     with matmul_dtype(torch.bfloat16):
         late = torch.autograd.grad(loss, list(layer.parameters()))
     _assert_all_close(late, full, rtol=0, atol=0)
+
+
+def test_the_config_and_the_lstm_know_the_same_matmul_dtypes():
+    from graves.config import MATMUL_DTYPES as names
+
+    assert tuple(lstm_mod.MATMUL_DTYPES) == names
+    for name, dtype in lstm_mod.MATMUL_DTYPES.items():
+        with matmul_dtype(dtype):  # each is accepted
+            assert lstm_mod._MATMUL_DTYPE.get() is (None if name == "float32" else dtype)

@@ -111,8 +111,9 @@ class TrainConfig:
     # the training weights, with the average in its trainer state (docs/decisions.md)
     ema_decay: float = 0.0
     # deviation: the dtype the fused LSTM layers multiply matrices in during training steps ("bfloat16":
-    # 1.1-2x faster on CPUs with bf16 instructions; operands rounded, the state, the sums of products and
-    # the updates stay float32; validation always runs in float32). "float32" = the paper (docs/decisions.md)
+    # operands rounded and each product rounded once to bfloat16, then added in float32; the state and the
+    # updates stay float32; validation always runs in float32; faster on CPUs with bf16 instructions,
+    # docs/results.md). "float32" = the paper (docs/decisions.md)
     matmul_dtype: str = "float32"
 
 

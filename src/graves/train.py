@@ -201,12 +201,13 @@ def training_step(task: Any, model: torch.nn.Module, batch: Any, optimizer: torc
 
 
 def _cpu_has_bf16() -> bool | None:
-    """Whether this CPU lists bfloat16 dot-product instructions (Linux's /proc/cpuinfo); None if unknown."""
+    """Whether this CPU lists bfloat16 dot-product instructions in Linux's /proc/cpuinfo (x86: avx512_bf16,
+    amx_bf16; Arm: bf16); None where that file cannot be read."""
     try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+        flags = set(Path("/proc/cpuinfo").read_text(errors="replace").split())
     except OSError:
         return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def _divide_grads(optimizer: torch.optim.Optimizer, n: int) -> None:
@@ -297,12 +298,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         torch.set_num_threads(tc.threads)
     torch.set_flush_denormal(True)
     device = torch.device(tc.device)
-    # deviation (train.matmul_dtype): the fused LSTMs' matrix products in a lower precision during the
+    # deviation: train.matmul_dtype, the fused LSTMs' matrix products in a lower precision during the
     # training steps; validation, checkpoints and the weights themselves stay float32
     step_dtype = MATMUL_DTYPES[tc.matmul_dtype]
     if step_dtype is not None and device.type == "cpu" and _cpu_has_bf16() is False:
-        print("graves train: train.matmul_dtype = bfloat16 on a CPU without bfloat16 instructions (no avx512_bf16 "
-              "or amx_bf16 in /proc/cpuinfo) may be slower than float32; `python bench/step_speed.py CONFIG` "
+        print("graves train: train.matmul_dtype = bfloat16 on a CPU without bfloat16 instructions (no avx512_bf16, "
+              "amx_bf16 or bf16 in /proc/cpuinfo) may be slower than float32; `python bench/step_speed.py CONFIG` "
               "measures it", file=sys.stderr)
 
     trainer_state = None

@@ -216,7 +216,7 @@ class _FusedLayer1Window(torch.autograd.Function):
         Ws[0] = w0
         Phi = gx.new_empty(T, B, U)  # φ(t, u)
         W_hh_T, W_w_T, W_p_T = W_hh.t(), W_w.t(), W_p.t()
-        # deviation (graves.nn.lstm.matmul_dtype): the recurrent product h_{t−1}·W_hh, the step's largest,
+        # deviation: train.matmul_dtype (graves.nn.lstm.matmul_dtype): the recurrent product h_{t−1}·W_hh, the largest,
         # on operands rounded to lp; the small window products stay in full precision
         lp = ctx.lp = matmul_dtype_for(gx)
         W_hh_lp_T = None if lp is None else W_hh_T.to(lp)

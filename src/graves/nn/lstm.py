@@ -73,10 +73,10 @@ def matmul_dtype(dtype: torch.dtype | None) -> Iterator[None]:
     accumulates each product in float32 and returns it rounded once to ``dtype`` (on CUDA, cuBLAS may
     reduce partly in bfloat16 unless ``torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction``
     is off), and it is added to float32 pre-activations or gradients. The gates, the cell state, the
-    clipping and the weight updates stay in the tensors' own dtype. On this project's CPUs (AVX512-BF16) a
-    training step was 1.1–2× faster, the most for the largest matrices (``bench/step_speed.py``,
-    ``bench/lstm_speed.py``); each gradient's relative error was 1e-3 to 4e-3. The reference path
-    (``fused=False``) ignores the setting. ``None`` (or ``torch.float32``) restores full precision.
+    clipping and the weight updates stay in the tensors' own dtype. The speed-up depends on the CPU and
+    the sizes (``bench/step_speed.py``, ``bench/lstm_speed.py``; measured in docs/results.md); each
+    gradient's relative error was at most 0.5 % in the tests. The reference path (``fused=False``)
+    ignores the setting. ``None`` (or ``torch.float32``) restores full precision.
     """
     if dtype not in (None, torch.float32, torch.bfloat16):
         raise ValueError(f"matmul_dtype: expected torch.bfloat16, torch.float32 or None, got {dtype!r}")
@@ -200,7 +200,7 @@ class _FusedPeepholeLSTM(torch.autograd.Function):
         # ``bias`` is (4H), or (T, B, 4H) when a per-step input projection was added to it (x_proj).
         if lp is None:
             G = torch.addmm(bias.reshape(-1, 4 * H), x.reshape(T * B, -1), weight_ih.t()).view(T, B, 4 * H)
-        else:  # deviation (matmul_dtype): rounded operands, the product added to full-precision b
+        else:  # deviation: train.matmul_dtype, rounded operands, the product added to full-precision b
             G = torch.mm(x.reshape(T * B, -1).to(lp), weight_ih.to(lp).t()).to(x.dtype).add_(bias.reshape(-1, 4 * H))
             G = G.view(T, B, 4 * H)  # (T, B, 4H)
         ctx.bias_shape = bias.shape
@@ -238,7 +238,7 @@ class _FusedPeepholeLSTM(torch.autograd.Function):
             if lp is None:
                 G_t.addmm_(h_prev, W_hh2_T)  # + W_h· h_{t-1}                  (eqs. 7–10)
             else:
-                G_t.add_(torch.mm(h_prev.to(lp), W_hh2_T))  # the same, operands rounded to lp
+                G_t.add_(torch.mm(h_prev.to(lp), W_hh2_T))  # deviation: train.matmul_dtype, operands rounded
             IF_t.addcmul_(w_cif, c_prev.unsqueeze(1))  # + w_ci ⊙ c_{t-1}, w_cf ⊙ c_{t-1} (eqs. 7–8)
             IFG_t.sigmoid_()  # i_t, f_t (eqs. 7–8) and σ(2 z_c)
             torch.add(m1, Gg_t, alpha=2, out=Gg_t)  # c̃_t = tanh z_c = 2σ(2 z_c) − 1
@@ -302,7 +302,7 @@ class _FusedPeepholeLSTM(torch.autograd.Function):
             elif lp is None:
                 dh = torch.addmm(dY_t, delta_next, weight_hh)  # (B, H)
             else:
-                dh = torch.add(dY_t, torch.mm(delta_next.to(lp), W_hh_lp))  # the same, rounded operands; float32 sum
+                dh = torch.add(dY_t, torch.mm(delta_next.to(lp), W_hh_lp))  # deviation: train.matmul_dtype; float32 sum
             # o gate (eqs. 10–11): δo = ∂L/∂h_t ⊙ tanh c_t ⊙ o(1 − o), clamped (Section 2.1)
             torch.addcmul(o, o, o, value=-1, out=u)  # σ'(o) = o(1 − o)
             torch.mul(dh, tc, out=d_o).mul_(u)
