@@ -111,6 +111,31 @@ def test_overwrite_is_atomic_and_a_failed_save_keeps_the_old(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary left behind
 
 
+def test_a_save_over_a_checkpoint_keeps_the_users_files_and_drops_its_own(tmp_path, monkeypatch):
+    # e.g. `graves styles make --model runs/mine/best` wrote styles.json there, and training then saves a new best
+    ck = tmp_path / "ck"
+    save_checkpoint(ck, {"a": torch.zeros(2)}, {"step": 1}, {"step": 1})
+    (ck / "styles.json").write_text('[{"text": "hi", "offsets": []}]')
+    (ck / "notes").mkdir()
+    (ck / "notes" / "n.txt").write_text("mine")
+    save_checkpoint(ck, {"a": torch.ones(2)}, {"step": 2})  # no trainer state this time
+    assert sorted(p.name for p in ck.iterdir()) == ["checkpoint.json", "model.safetensors", "notes", "styles.json"]
+    assert (ck / "styles.json").read_text() == '[{"text": "hi", "offsets": []}]'
+    assert (ck / "notes" / "n.txt").read_text() == "mine"
+    assert load_meta(ck)["step"] == 2 and torch.equal(load_weights(ck)["a"], torch.ones(2))
+    # a copy that fails (full disk) is a failed save: the old checkpoint and its files stay
+    import graves.checkpoint as ckmod
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckmod.shutil, "copy2", full_disk)
+    with pytest.raises(CheckpointError, match="No space left on device.*untouched"):
+        save_checkpoint(ck, {"a": torch.full((2,), 3.0)}, {"step": 3})
+    assert load_meta(ck)["step"] == 2 and (ck / "styles.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+
+
 @pytest.mark.parametrize("damage", ["truncate-weights", "garbage-json", "missing-json", "garbage-trainer"])
 def test_damaged_checkpoints_give_clear_errors(tmp_path, damage):
     save_checkpoint(tmp_path / "ck", _weights(), {"step": 1}, {"step": 1})

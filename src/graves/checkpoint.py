@@ -7,6 +7,9 @@ A checkpoint is a directory::
     trainer.pt            optimiser state, RNG states, data position (torch file, loaded weights_only=True);
                           absent from shipped models
 
+Other files in the directory (a ``styles.json`` made by ``graves styles make``, notes of one's own) are
+the user's: a save that replaces the directory copies them into the new one.
+
 Writes are atomic: everything goes into a temporary sibling directory that is renamed into place, so
 a crash or a full disk during a save leaves the previous checkpoint intact. Loading a damaged
 checkpoint raises :class:`CheckpointError` with a message that says what is wrong.
@@ -57,7 +60,10 @@ def save_checkpoint(
         (tmp / "checkpoint.json").write_text(body + "\n", encoding="utf-8")
         if trainer_state is not None:
             torch.save(trainer_state, tmp / "trainer.pt")
+        _carry_over(path, tmp)
         for f in tmp.iterdir():
+            if not f.is_file():
+                continue
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     # A full disk reaches us as OSError from our own writes, SafetensorError from save_file and RuntimeError
@@ -94,6 +100,23 @@ def save_checkpoint(
     if had_old:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+_WRITTEN = ("model.safetensors", "checkpoint.json", "trainer.pt")
+
+
+def _carry_over(path: Path, tmp: Path) -> None:
+    """Copy into ``tmp`` what ``path`` holds that a save does not write (e.g. ``styles.json``), so that
+    replacing a checkpoint loses none of the user's files; a failure is a failed save (the old one stays)."""
+    if not path.is_dir():
+        return
+    for f in path.iterdir():
+        if f.name in _WRITTEN:
+            continue
+        if f.is_dir() and not f.is_symlink():
+            shutil.copytree(f, tmp / f.name, symlinks=True)
+        else:
+            shutil.copy2(f, tmp / f.name, follow_symlinks=False)
 
 
 def recover(path: str | Path) -> bool:

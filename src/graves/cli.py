@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("text", help="the text to write ('-': read it from standard input); long text is "
                                  "wrapped into lines, line breaks are kept")
     w.add_argument("-o", "--output", action="append",
-                   help="output file (.svg, .png, .pdf, or .json plotter paths); repeatable")
+                   help="output file (.svg, .png, .pdf, or .json plotter paths); repeatable (default: "
+                        "handwriting.svg and handwriting.png in the current folder)")
     w.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
     w.add_argument("--bias", type=float, default=None,
                    help="sampling bias b >= 0 (eqs. 61-62): larger is neater (default 0.75; 0: the paper's unbiased sampling)")
@@ -363,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     sv.add_argument("--model", help="a synthesis checkpoint (default: the shipped model)")
-    sv.add_argument("--max-chars", type=int, default=400, help="the longest text one request may ask for")
+    sv.add_argument("--max-chars", type=int, default=400, help="the longest text one request may ask for "
+                                                                        "(default 400 characters)")
     sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                     help="another name the page is reached by, such as a reverse proxy's (repeatable): a host name, "
                          "or an origin like https://NAME:8443; requests to other names, and writes from other "
@@ -431,12 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="download, check or pack datasets")
     dsub = d.add_subparsers(dest="action", required=True)
-    dd = dsub.add_parser("download")
+    dd = dsub.add_parser("download", help="fetch PTB or enwik8 from its official address and verify it "
+                                          "(IAM-OnDB needs a registration: docs/data.md)")
     dd.add_argument("name", choices=["ptb", "enwik8"], help="the dataset")
     dd.add_argument("--dest", help="the data root to download into: the files go to DEST/ptb or DEST/enwik8 "
                                     "(default: the data root)")
     dd.add_argument("--data", help="data root")
-    dc = dsub.add_parser("check")
+    dc = dsub.add_parser("check", help="say which datasets are in the data root and whether they are whole "
+                                       "(sizes and checksums); exit status 1 if any is missing or damaged")
     dc.add_argument("--data", help="data root")
     dp = dsub.add_parser("pack", help="the four IAM-OnDB splits, preprocessed, in one compressed file (~22 MiB) "
                                       "that training reads in place of the archives (docs/device.md)")
