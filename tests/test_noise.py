@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from graves.nn.noise import AdaptiveWeightNoise, WeightNoise, awn_kl, noisy_backward
+from graves.nn.noise import S_GRADIENTS, AdaptiveWeightNoise, WeightNoise, awn_kl, noisy_backward
 
 
 def tiny_model(seed=0):
@@ -209,6 +209,69 @@ def test_awn_gradients_reach_mu_and_s_and_equal_reparameterised_autograd():
         assert p.grad.abs().sum() > 0 and awn.log_s[k].grad.abs().sum() > 0
         assert torch.allclose(p.grad, grads[k], rtol=1e-10, atol=1e-12)
         assert torch.allclose(awn.log_s[k].grad, grads[n_params + k], rtol=1e-10, atol=1e-12)
+
+
+def test_awn_fisher_s_gradient_is_s_squared_times_each_sequences_squared_gradient():
+    """s_gradient="fisher" (Graves 2011): ∂L/∂log s = Σ_x s² (∂L_x/∂w)² at each sequence's own draw, plus the KL
+    term's; ∂L/∂μ is the same as with the reparameterised estimate."""
+    model = tiny_model()
+    x, y = batch(B=3)
+    mu0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    awn = AdaptiveWeightNoise(model, init_std=0.075, s_gradient="fisher")
+    with torch.no_grad():
+        for ls in awn.log_s:
+            ls.add_(0.3 * torch.randn(ls.shape, dtype=ls.dtype))
+    log_s0 = {n: ls.detach().clone() for n, ls in zip(awn.names, awn.log_s)}
+    S = 100
+    noisy_backward(awn, lambda idx: loss_of(model, model, x[idx], y[idx]), 3, torch.Generator().manual_seed(4))
+    (awn.kl() * (3 / S)).backward()
+    xis = draws(model, torch.Generator().manual_seed(4), 3)
+    mu = {n: v.clone().requires_grad_(True) for n, v in mu0.items()}
+    log_s = {n: v.clone().requires_grad_(True) for n, v in log_s0.items()}
+    kl_grads = torch.autograd.grad(awn_kl(mu.values(), [v.exp() for v in log_s.values()]) * (3 / S),
+                                   [*mu.values(), *log_s.values()])
+    want_mu = [g.clone() for g in kl_grads[: len(mu)]]
+    want_s = [g.clone() for g in kl_grads[len(mu):]]
+    for i, xi in enumerate(xis):
+        w = {n: (mu0[n] + log_s0[n].exp() * xi[n]).requires_grad_(True) for n in mu0}
+        g = torch.autograd.grad(loss_of(w, model, x[i : i + 1], y[i : i + 1]), list(w.values()))
+        for k, name in enumerate(w):
+            want_mu[k] += g[k]
+            want_s[k] += log_s0[name].exp() ** 2 * g[k] ** 2
+    for k, p in enumerate(model.parameters()):
+        assert torch.allclose(p.grad, want_mu[k], rtol=1e-10, atol=1e-12)
+        assert torch.allclose(awn.log_s[k].grad, want_s[k], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="s_gradient"):
+        AdaptiveWeightNoise(model, s_gradient="score")
+    from graves.config import Config, check_config
+    with pytest.raises(ValueError, match="noise.s_gradient"):
+        check_config(Config().override(["noise.s_gradient='score'"]))
+    for name in S_GRADIENTS:  # the config accepts exactly the estimates the noise class knows
+        assert check_config(Config().override([f"noise.s_gradient='{name}'"])).noise.s_gradient == name
+
+
+def test_awn_fisher_shrinks_the_noise_where_the_data_care_and_lets_it_grow_where_they_do_not():
+    """Trained with the Fisher estimate, weights reading a live input end with a smaller s than they started
+    with, and weights reading an input that is always 0 (no data gradient: only the KL term moves them) a
+    larger one, towards the prior's spread."""
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    x[:, 1] = 0.0  # input 1 is dead
+    y = x[:, :1] * 2.0 + 0.1 * torch.randn(64, 1, generator=g, dtype=torch.float64)
+    awn = AdaptiveWeightNoise(model, init_std=0.075, s_gradient="fisher")
+    opt = torch.optim.Adam([*model.parameters(), *awn.parameters()], lr=0.02)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(150):
+        opt.zero_grad()
+        i = (step * 8) % 64
+        xb, yb = x[i : i + 8], y[i : i + 8]
+        noisy_backward(awn, lambda idx: ((model(xb[idx]) - yb[idx]) ** 2).sum() * 50, 8, gen)
+        (awn.kl() * (8 / 64)).backward()
+        opt.step()
+    s_weight = awn.s()[0].detach()[0]  # (2,): s of the live and the dead input's weights
+    assert s_weight[0] < 0.6 * 0.075 and s_weight[1] > 0.075
 
 
 def test_awn_keeps_gradients_from_before_the_sample():

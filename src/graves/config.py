@@ -87,6 +87,9 @@ class NoiseConfig:
     # A weight the data barely constrains can grow a huge s; one behind an exp (the window's kappa-hat,
     # eq. 51) then makes non-finite draws (docs/decisions.md)
     max_std: float = 0.0
+    # adaptive noise: how the s gradient is estimated: "reparam" (SPEC §2's choice: through w = μ + s ξ) |
+    # "fisher" (Graves 2011's: s² (∂L/∂w)², the squared-gradient estimate of the curvature; graves.nn.noise)
+    s_gradient: str = "reparam"
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ def check_config(cfg: Config) -> Config:
     need(number(n.std) and (n.std > 0 if n.kind == "adaptive" else n.std >= 0), "noise.std",
          "> 0 for adaptive noise, >= 0 otherwise", n.std)
     need(number(n.lr_scale) and n.lr_scale > 0, "noise.lr_scale", "a positive number", n.lr_scale)
+    need(n.s_gradient in ("reparam", "fisher"), "noise.s_gradient", "'reparam' (SPEC's) or 'fisher' (Graves 2011's)",
+         n.s_gradient)
     need(number(n.max_std) and (n.max_std == 0 or n.max_std >= n.std), "noise.max_std",
          f"0 (no bound) or at least noise.std ({n.std:g}, the posterior's initial s)", n.max_std)
     for key in ("batch_size", "seq_len", "log_every"):

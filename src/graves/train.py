@@ -113,7 +113,8 @@ def build_noise(cfg: Config, model: torch.nn.Module) -> WeightNoise | AdaptiveWe
         if max_std != 0 and not (math.isfinite(max_std) and max_std >= cfg.noise.std):
             raise ConfigError(f"noise.max_std must be 0 (no bound) or at least noise.std ({cfg.noise.std:g}, the "
                              f"posterior's initial s), not {max_std!r}")
-        return AdaptiveWeightNoise(model, init_std=cfg.noise.std, max_std=max_std or None, **draws)
+        return AdaptiveWeightNoise(model, init_std=cfg.noise.std, max_std=max_std or None,
+                                   s_gradient=cfg.noise.s_gradient, **draws)
     if cfg.noise.kind != "none":
         raise ConfigError(f"unknown noise kind {cfg.noise.kind!r}")
     return None

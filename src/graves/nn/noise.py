@@ -59,7 +59,10 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-__all__ = ["AdaptiveWeightNoise", "WeightNoise", "awn_kl", "noisy_backward"]
+__all__ = ["S_GRADIENTS", "AdaptiveWeightNoise", "WeightNoise", "awn_kl", "noisy_backward"]
+
+#: The estimates of adaptive weight noise's s gradient (`AdaptiveWeightNoise`): SPEC's, then Graves 2011's.
+S_GRADIENTS = ("reparam", "fisher")
 
 
 def _standard_normal(like: Tensor, generator: torch.Generator) -> Tensor:
@@ -202,9 +205,19 @@ class AdaptiveWeightNoise(_Draws):
     as ``log_s`` (s = exp(log_s), initialised to ``init_std``), one tensor per parameter.
 
     Inside ``sample(generator)`` the model's parameters are w = μ + s ⊙ ξ, ξ ~ N(0, I) (one sample). On
-    exit the reparameterisation gradient is formed from the ∂L/∂w that backward accumulated inside the
-    block: ∂L/∂μ = ∂L/∂w (left in ``param.grad``) and ∂L/∂log s = ∂L/∂w ⊙ ξ ⊙ s (added to
-    ``log_s.grad``) — the same gradients as autograd through w = μ + s ξ.
+    exit the gradients are formed from the ∂L/∂w that backward accumulated inside the block: ∂L/∂μ =
+    ∂L/∂w (left in ``param.grad``), and for s (added to ``log_s.grad``) one of two estimates of
+    ∂E_Q[L]/∂log s, by ``s_gradient``:
+
+    - ``"reparam"`` (SPEC §2's choice): ∂L/∂w ⊙ ξ ⊙ s, the same gradient as autograd through
+      w = μ + s ξ. Unbiased, but its sign follows ξ: for most weights it is noise around a small mean;
+    - ``"fisher"`` (Graves 2011's estimate): ∂E_Q[L]/∂s² = ½ E_Q[∂²L/∂w²] (exact for a Gaussian Q), with
+      the curvature of one sequence's log-loss taken as its squared gradient (the diagonal Fisher /
+      Gauss–Newton approximation), so ∂L/∂log s ≈ 2 s² · ½ (∂L/∂w)² = s² (∂L/∂w)². Biased, never
+      negative (the data always ask for less noise; the KL term asks for more), and of low variance.
+      Exact in this form for a draw per sequence; with one draw for G sequences the square is taken of
+      their summed gradient, which adds the cross terms between them (an overestimate when their
+      gradients agree).
 
     The training loss per sequence is E_{w~Q}[L(x|w)] + KL(Q ‖ P) / S with S the number of training
     sequences (`kl`, with the optimal Gaussian prior of `awn_kl`). See the module docstring for the loop.
@@ -218,6 +231,7 @@ class AdaptiveWeightNoise(_Draws):
         names: optional subset of ``model.named_parameters()`` names.
         max_std: an upper bound on every s (``None``: none, the paper). It holds from construction on:
             `load_state_dict` and `bound_` (call it after each optimiser step) project log s onto it.
+        s_gradient: ``"reparam"`` or ``"fisher"``, the estimate of the s gradient (above).
     """
 
     def __init__(
@@ -228,9 +242,13 @@ class AdaptiveWeightNoise(_Draws):
         names: Iterable[str] | None = None,
         max_std: float | None = None,
         group_size: int | None = None,
+        s_gradient: str = "reparam",
     ) -> None:
         if init_std <= 0:
             raise ValueError(f"init_std must be > 0, got {init_std}")
+        if s_gradient not in S_GRADIENTS:
+            raise ValueError(f"s_gradient must be one of {', '.join(S_GRADIENTS)}, got {s_gradient!r}")
+        self.s_gradient = s_gradient
         if max_std is not None and not (math.isfinite(max_std) and max_std >= init_std):
             raise ValueError(f"max_std must be a finite number ≥ init_std ({init_std}), got {max_std}")
         self.max_std = max_std
@@ -305,7 +323,10 @@ class AdaptiveWeightNoise(_Draws):
                 if dL_dw is None:
                     p.grad = g_outer
                     continue
-                dL_dlog_s = dL_dw * x * log_s.exp()  # ∂L/∂log s = ∂L/∂w · ξ · s
+                if self.s_gradient == "fisher":  # Graves 2011: ½ (∂L/∂w)² for ∂L/∂s², times ∂s²/∂log s = 2 s²
+                    dL_dlog_s = dL_dw.square().mul_(log_s.exp().square())
+                else:
+                    dL_dlog_s = dL_dw * x * log_s.exp()  # reparameterised: ∂L/∂log s = ∂L/∂w · ξ · s
                 log_s.grad = dL_dlog_s if log_s.grad is None else log_s.grad.add_(dL_dlog_s)
                 p.grad = dL_dw if g_outer is None else g_outer.add_(dL_dw)  # ∂L/∂μ = ∂L/∂w
         self._clean = None
