@@ -250,28 +250,49 @@ def test_awn_fisher_s_gradient_is_s_squared_times_each_sequences_squared_gradien
         assert check_config(Config().override([f"noise.s_gradient='{name}'"])).noise.s_gradient == name
 
 
-def test_awn_fisher_shrinks_the_noise_where_the_data_care_and_lets_it_grow_where_they_do_not():
-    """Trained with the Fisher estimate, weights reading a live input end with a smaller s than they started
-    with, and weights reading an input that is always 0 (no data gradient: only the KL term moves them) a
-    larger one, towards the prior's spread."""
-    torch.manual_seed(0)
-    model = nn.Linear(2, 1).double()
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 2, generator=g, dtype=torch.float64)
-    x[:, 1] = 0.0  # input 1 is dead
-    y = x[:, :1] * 2.0 + 0.1 * torch.randn(64, 1, generator=g, dtype=torch.float64)
-    awn = AdaptiveWeightNoise(model, init_std=0.075, s_gradient="fisher")
-    opt = torch.optim.Adam([*model.parameters(), *awn.parameters()], lr=0.02)
-    gen = torch.Generator().manual_seed(1)
-    for step in range(150):
-        opt.zero_grad()
-        i = (step * 8) % 64
-        xb, yb = x[i : i + 8], y[i : i + 8]
-        noisy_backward(awn, lambda idx: ((model(xb[idx]) - yb[idx]) ** 2).sum() * 50, 8, gen)
-        (awn.kl() * (8 / 64)).backward()
-        opt.step()
-    s_weight = awn.s()[0].detach()[0]  # (2,): s of the live and the dead input's weights
-    assert s_weight[0] < 0.6 * 0.075 and s_weight[1] > 0.075
+@pytest.mark.parametrize("per,B", [("sequence", 2), ("group", 4)])
+def test_a_training_step_with_the_fisher_estimate_averages_each_draws_squared_summed_gradient(per, B):
+    """Through the config and `training_step`: the log s gradient is (1/B) Σ_draws s² (Σ_{x in the draw} ∂L_x/∂w)²
+    plus the KL term's, with L_x each sequence's own unscaled loss: per sequence, the squares of single
+    sequences (Graves 2011); per group of 2, the square of the pair's summed gradient (the cross terms kept)."""
+    from graves.config import Config, check_config
+    from graves.train import build_noise, training_step
+
+    class Task:  # per-sequence loss: summed squared error; task.loss returns the mean over idx and the count
+        num_train_sequences = 50
+
+        def batch_size(self, b):
+            return b[0].shape[0]
+
+        def loss(self, model, b, idx=slice(None)):
+            xs, ys = b[0][idx], b[1][idx]
+            return ((model(xs) - ys) ** 2).sum(1).mean(), xs.shape[0]
+
+    model = tiny_model()
+    cfg = check_config(Config().override(['noise.kind="adaptive"', 'noise.s_gradient="fisher"', f'noise.per="{per}"',
+                                          "noise.group_size=2"]))
+    awn = build_noise(cfg, model)
+    assert isinstance(awn, AdaptiveWeightNoise) and awn.s_gradient == "fisher"
+    with torch.no_grad():
+        for ls in awn.log_s:
+            ls.add_(0.3 * torch.randn(ls.shape, dtype=ls.dtype))
+    mu0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    log_s0 = {n: ls.detach().clone() for n, ls in zip(awn.names, awn.log_s)}
+    x, y = batch(B=B)
+    opt = torch.optim.SGD([*model.parameters(), *awn.parameters()], lr=0.0)  # a step that moves nothing
+    training_step(Task(), model, (x, y), opt, awn, torch.Generator().manual_seed(5))
+    G = 1 if per == "sequence" else 2
+    xis = draws(model, torch.Generator().manual_seed(5), B // G)
+    mu = {n: v.clone().requires_grad_(True) for n, v in mu0.items()}
+    log_s = {n: v.clone().requires_grad_(True) for n, v in log_s0.items()}
+    want = list(torch.autograd.grad(awn_kl(mu.values(), [v.exp() for v in log_s.values()]) / 50, list(log_s.values())))
+    for d, xi in enumerate(xis):
+        w = {n: (mu0[n] + log_s0[n].exp() * xi[n]).requires_grad_(True) for n in mu0}
+        g = torch.autograd.grad(loss_of(w, model, x[d * G : (d + 1) * G], y[d * G : (d + 1) * G]), list(w.values()))
+        for k, name in enumerate(w):
+            want[k] = want[k] + log_s0[name].exp() ** 2 * g[k] ** 2 / B
+    for k, ls in enumerate(awn.log_s):
+        assert torch.allclose(ls.grad, want[k], rtol=1e-10, atol=1e-13)
 
 
 def test_awn_keeps_gradients_from_before_the_sample():

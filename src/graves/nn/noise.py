@@ -47,7 +47,10 @@ Adaptive weight noise (MDL / variational loss; Tables 1, 3, 4)::
 ``sequence_loss(model, batch, idx)`` must return the loss of sequences ``batch[idx]`` in the same
 normalisation as the whole-batch loss (e.g. summed over points and sequences), so that per-sequence
 gradients add up to the batch gradient. If the loss is a mean over the batch's sequences, scale the
-KL term by ``1 / num_train_sequences`` instead of ``batch_size / num_train_sequences``.
+KL term by ``1 / num_train_sequences`` instead of ``batch_size / num_train_sequences``; but with
+``s_gradient="fisher"`` the s gradient scales with the square of the loss, so return the sum (each
+sequence's log-loss in nats) and divide every gradient by the batch size after the backward passes, as
+``graves.train.training_step`` does.
 """
 
 from __future__ import annotations
@@ -212,12 +215,15 @@ class AdaptiveWeightNoise(_Draws):
     - ``"reparam"`` (SPEC §2's choice): ∂L/∂w ⊙ ξ ⊙ s, the same gradient as autograd through
       w = μ + s ξ. Unbiased, but its sign follows ξ: for most weights it is noise around a small mean;
     - ``"fisher"`` (Graves 2011's estimate): ∂E_Q[L]/∂s² = ½ E_Q[∂²L/∂w²] (exact for a Gaussian Q), with
-      the curvature of one sequence's log-loss taken as its squared gradient (the diagonal Fisher /
-      Gauss–Newton approximation), so ∂L/∂log s ≈ 2 s² · ½ (∂L/∂w)² = s² (∂L/∂w)². Biased, never
-      negative (the data always ask for less noise; the KL term asks for more), and of low variance.
-      Exact in this form for a draw per sequence; with one draw for G sequences the square is taken of
-      their summed gradient, which adds the cross terms between them (an overestimate when their
-      gradients agree).
+      the curvature of one sequence's log-loss taken as its squared gradient (the diagonal empirical
+      Fisher), so ∂L/∂log s ≈ 2 s² · ½ (∂L/∂w)² = s² (∂L/∂w)². Biased, and never negative whatever the
+      draw: the data always ask for less noise, the KL term for more. It scales with the square of the
+      loss, so ``loss_fn`` must return each sequence's own log-loss in nats, summed over its points
+      and over the slice's sequences (not a mean, not per point, not in bits). With a draw per
+      sequence each square is of one sequence's gradient, as Graves 2011 has it; with one draw for G
+      sequences it is the square of their summed gradient, whose cross terms (the products of
+      gradients taken at the same draw) make it too large in expectation, by about (G − 1) times the
+      squared mean gradient at the draw per sequence (a deviation with ``per="group"`` or ``"batch"``).
 
     The training loss per sequence is E_{w~Q}[L(x|w)] + KL(Q ‖ P) / S with S the number of training
     sequences (`kl`, with the optimal Gaussian prior of `awn_kl`). See the module docstring for the loop.
