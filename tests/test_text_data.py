@@ -321,6 +321,24 @@ def test_md5_check_passes_on_shared_ptb_and_fails_on_modified_copy(tmp_path):
     assert rows["iam-ondb/ascii-all.tar.gz"][0] is False
 
 
+def test_data_check_of_chosen_datasets_only_reports_and_fails_on_those(tmp_path, capsys):
+    """`graves data check iam-ondb` for a handwriting-only user: no enwik8 row, exit 0 when IAM-OnDB is whole."""
+    from graves.cli import main
+
+    root = require_data("iam-ondb").parent
+    rows = dl.check(root, ["iam-ondb"])
+    assert rows and all(name.startswith("iam-ondb/") and ok for name, ok, _ in rows)
+    assert {name.split("/")[0] for name, _, _ in dl.check(tmp_path, ["ptb", "enwik8"])} == {"ptb", "enwik8"}
+    assert main(["data", "check", "iam-ondb", "--data", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "iam-ondb/splits/trainset.txt" in out and "enwik8" not in out
+    assert main(["data", "check", "--data", str(tmp_path)]) == 1  # all three, none there
+    with pytest.raises(dl.DataError, match="unknown dataset bogus"):
+        dl.check(root, ["bogus"])
+    assert main(["data", "check", "bogus", "--data", str(root)]) == 2
+    assert "unknown dataset bogus" in capsys.readouterr().err
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

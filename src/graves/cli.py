@@ -260,7 +260,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
         return 0
     if a.action == "pack":
         return _data_pack(a)
-    results = download.check(Path(_data_root(a.data)))
+    results = download.check(Path(_data_root(a.data)), a.datasets or download.DATASETS)
     bad = 0
     for name, ok, message in results:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {message}")
@@ -441,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--data", help="data root")
     dc = dsub.add_parser("check", help="say which datasets are in the data root and whether they are whole "
                                        "(sizes and checksums); exit status 1 if any is missing or damaged")
+    dc.add_argument("datasets", nargs="*", metavar="DATASET",  # checked by download.check (argparse's choices
+                    help="only these: ptb, enwik8, iam-ondb (default: all three)")  # reject an empty list)
     dc.add_argument("--data", help="data root")
     dp = dsub.add_parser("pack", help="the four IAM-OnDB splits, preprocessed, in one compressed file (~22 MiB) "
                                       "that training reads in place of the archives (docs/device.md)")

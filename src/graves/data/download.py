@@ -289,13 +289,31 @@ def _write_verified(src: BinaryIO, path: Path, md5: str, source: str) -> None:
 # ---------------------------------------------------------------------------------------- check
 
 
-def check(root: str | Path) -> list[tuple[str, bool, str]]:
-    """Presence and integrity of every known dataset file under the data root.
+#: The datasets `check` knows, by the folder each lives in under the data root.
+DATASETS = ("ptb", "enwik8", "iam-ondb")
+
+
+def check(root: str | Path, datasets: tuple[str, ...] | list[str] = DATASETS) -> list[tuple[str, bool, str]]:
+    """Presence and integrity of every known file of ``datasets`` (default: all of them) under the data root.
 
     Returns ``(file, ok, message)`` rows: PTB files by md5, enwik8 by size and md5, IAM-OnDB tarballs by
     presence and size (their checksums are not published) and its split lists by presence.
     """
+    unknown = sorted(set(datasets) - set(DATASETS))
+    if unknown:
+        raise DataError(f"unknown dataset {', '.join(unknown)}: graves data check knows {', '.join(DATASETS)}")
     root = Path(root)
+    rows: list[tuple[str, bool, str]] = []
+    if "ptb" in datasets:
+        rows += _check_ptb(root)
+    if "enwik8" in datasets:
+        rows += _check_enwik8(root)
+    if "iam-ondb" in datasets:
+        rows += _check_iamondb(root)
+    return rows
+
+
+def _check_ptb(root: Path) -> list[tuple[str, bool, str]]:
     rows: list[tuple[str, bool, str]] = []
     for name, md5 in PTB_MD5.items():
         path = root / "ptb" / name
@@ -304,20 +322,25 @@ def check(root: str | Path) -> list[tuple[str, bool, str]]:
             continue
         got = md5_file(path)
         rows.append((f"ptb/{name}", got == md5, "md5 ok" if got == md5 else f"md5 {got}, expected {md5}"))
+    return rows
 
+
+def _check_enwik8(root: Path) -> list[tuple[str, bool, str]]:
     path = enwik8_file(root / "enwik8")
     if path is None:
-        rows.append(("enwik8/enwik8.zip", False, "missing (graves data download enwik8)"))
-    else:
-        try:
-            verify_enwik8(path)
-            rows.append((f"enwik8/{path.name}", True, "size and md5 ok"))
-        except (DataError, OSError, *DECOMPRESS_ERRORS) as exc:
-            rows.append((f"enwik8/{path.name}", False, str(exc)))
+        return [("enwik8/enwik8.zip", False, "missing (graves data download enwik8)")]
+    try:
+        verify_enwik8(path)
+        return [(f"enwik8/{path.name}", True, "size and md5 ok")]
+    except (DataError, OSError, *DECOMPRESS_ERRORS) as exc:
+        return [(f"enwik8/{path.name}", False, str(exc))]
 
+
+def _check_iamondb(root: Path) -> list[tuple[str, bool, str]]:
     from graves.data.iamondb import DataError as IamDataError
     from graves.data.iamondb import find_pack, pack_sets
 
+    rows: list[tuple[str, bool, str]] = []
     iam = root / "iam-ondb"
     pack = find_pack(iam) if iam.is_dir() else None
     held: list[str] = []
