@@ -98,6 +98,34 @@ def test_output_derivatives_are_clipped():
         assert torch.allclose(m.output.bias.grad, torch.full_like(m.output.bias.grad, 100.0))
 
 
+@pytest.mark.parametrize("kind", ["handwriting", "synthesis", "text"])
+def test_every_lstm_layer_clips_its_gate_derivatives(kind):
+    """Section 2.1: each net hands its config's ``lstm_clip`` to every LSTM layer (not ``output_clip``,
+    not only the first layer), and the bound changes every layer's gradient."""
+    from graves.models.text import TextPredictor
+
+    def build(lstm_clip):
+        cfg = dataclasses.replace(TINY, kind=kind, lstm_clip=lstm_clip, output_clip=55.0 if lstm_clip else None)
+        if kind == "text":
+            return TextPredictor(cfg, 7)
+        return build_model(Config(model=cfg), {"alphabet": Alphabet.build("paper57").to_dict()})
+
+    torch.manual_seed(0)
+    clipped, free = build(3e-4), build(None)
+    free.load_state_dict(clipped.state_dict())
+    assert [layer.clip for layer in clipped.lstm.layers] == [3e-4] * TINY.num_layers
+    assert [layer.clip for layer in free.lstm.layers] == [None] * TINY.num_layers
+    V = len(Alphabet.build("paper57"))
+    x = torch.randn(6, 2, 3)
+    c = _text(2, 3, V, dtype=torch.float32)
+    ids = torch.randint(0, 7, (6, 2))
+    for m in (clipped, free):
+        y = m(ids)[0] if kind == "text" else m(x, c)[0] if kind == "synthesis" else m(x)[0]
+        y.square().sum().backward()
+    for a, b in zip(clipped.lstm.layers, free.lstm.layers):
+        assert not torch.allclose(a.weight_hh.grad, b.weight_hh.grad, rtol=1e-3)
+
+
 # ------------------------------------------------------------------------------------- synthesis
 
 

@@ -133,6 +133,12 @@ def test_padding_changes_neither_loss_nor_gradient(which, request):
     torch.testing.assert_close(together.detach(), torch.stack(alone), rtol=1e-5, atol=1e-3)
     for a, b in zip(g_together, g_alone):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # and L(x) is eq. 26 summed over the line's own points, not averaged
+    with torch.no_grad():
+        y_hat = task._outputs(model, batch)
+        for b, n in enumerate(batch.lengths.tolist()):
+            literal = mixture_nll(y_hat[:n, b], batch.target[:n, b]).sum()
+            torch.testing.assert_close(together[b].detach(), literal, rtol=1e-5, atol=1e-3)
     # the optimiser's loss: the per-line sums averaged over the batch
     loss, count = task.loss(model, batch)
     assert count == 3

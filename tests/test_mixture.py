@@ -129,6 +129,41 @@ def test_masked_points_contribute_zero():
     assert (y_hat.grad[1, 1] != 0).any()
 
 
+def test_overflowing_outputs_at_masked_points_leave_loss_and_gradient_finite():
+    y_hat, x = random_inputs(shape=(4, 3), M=3, dtype=torch.float32, seed=16)
+    M = 3
+    y_hat[0, 0, 1 + 3 * M : 1 + 5 * M] = -100.0  # exp(−σ̂) overflows float32
+    y_hat[2, 1, 1 + M : 1 + 3 * M] = 1e30  # (x − μ)² overflows
+    y_hat.requires_grad_(True)
+    mask = torch.ones(4, 3)
+    mask[0, 0] = mask[2, 1] = 0
+    nll = mixture_nll(y_hat, x, mask)
+    assert nll[0, 0] == 0 and nll[2, 1] == 0 and torch.isfinite(nll).all()
+    nll.sum().backward()
+    assert torch.isfinite(y_hat.grad).all()
+    assert (y_hat.grad[0, 0] == 0).all() and (y_hat.grad[2, 1] == 0).all()
+
+
+@pytest.mark.parametrize("rho_hat", [3.5, -5.0, 7.0])
+def test_nll_and_gradient_exact_for_near_singular_correlation(rho_hat):
+    # |ρ| up to 1 − 3e-6: the floor on 1 − ρ² must not bind here. The target lies on the ridge of the
+    # correlated component, (x2 − μ2)/σ2 = sign(ρ)(x1 − μ1)/σ1, so that component dominates the density.
+    y_hat, x = random_inputs(shape=(3, 2), M=3, seed=17)
+    M = 3
+    j = 1
+    y_hat[..., 1 + 5 * M + j] = rho_hat
+    y_hat[..., 1 + j] = 3.0  # π̂ of that component
+    mu1, mu2 = y_hat[..., 1 + M + j], y_hat[..., 1 + 2 * M + j]
+    s1, s2 = y_hat[..., 1 + 3 * M + j].exp(), y_hat[..., 1 + 4 * M + j].exp()
+    d = torch.tensor([0.3, -0.7, 1.1], dtype=torch.float64)[:, None]
+    x[..., 0] = mu1 + d * s1
+    x[..., 1] = mu2 + math.copysign(1.0, rho_hat) * d * s2
+    assert torch.allclose(mixture_nll(y_hat, x), literal_nll(y_hat, x), rtol=1e-8, atol=1e-8)
+    y_hat.requires_grad_(True)
+    (grad,) = torch.autograd.grad(mixture_nll(y_hat, x).sum(), y_hat)
+    assert torch.allclose(grad, mixture_grad_analytic(y_hat.detach(), x), rtol=1e-6, atol=1e-8)
+
+
 def test_nll_finite_for_extreme_outputs():
     y_hat, x = random_inputs(shape=(4, 3), M=3, dtype=torch.float32, seed=7)
     M = 3

@@ -100,6 +100,22 @@ def test_build_optimizer():
         build_optimizer("adagrad", p)
 
 
+def test_optimizer_from_config_passes_every_setting_of_the_optim_table():
+    from graves.config import Config
+    from graves.optim import optimizer_from_config
+
+    p = [torch.zeros(3, requires_grad=True)]
+    sets = ["optim.lr=0.01", "optim.alpha=0.8", "optim.momentum=0.5", "optim.eps=1e-3"]
+    rms = optimizer_from_config(Config().override(sets).optim, p)
+    assert isinstance(rms, GravesRMSprop)
+    assert {k: rms.defaults[k] for k in ("lr", "alpha", "momentum", "eps")} == dict(lr=0.01, alpha=0.8, momentum=0.5,
+                                                                                   eps=1e-3)
+    sgd = optimizer_from_config(Config().override(sets + ['optim.name="sgd"']).optim, p)
+    assert isinstance(sgd, torch.optim.SGD) and (sgd.defaults["lr"], sgd.defaults["momentum"]) == (0.01, 0.5)
+    adam = optimizer_from_config(Config().override(sets + ['optim.name="adam"']).optim, p)
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["lr"] == 0.01
+
+
 def test_sgd_momentum_matches_the_delta_form():
     w = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
     opt = build_optimizer("sgd", [w], lr=0.1, momentum=0.9)

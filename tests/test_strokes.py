@@ -134,6 +134,19 @@ def test_fill_missing_needs_time_and_distance_to_agree():
     assert len(fill_missing(pause, max_gap=0.3)) == 30
 
 
+def test_fill_missing_takes_the_median_of_the_neighbouring_steps():
+    # the typical step near a gap is the median of up to two steps either side: one long neighbour (9)
+    # among short ones (1) must not hide a gap of 3 intervals that spans 3 typical steps
+    lengths = [1.0, 1.0, 1.0, 3.0, 1.0, 9.0, 1.0]  # the step of length 3 spans 3 sampling intervals
+    intervals = [1, 1, 1, 3, 1, 1, 1]
+    x = np.concatenate([[0.0], np.cumsum(lengths)])
+    t = np.concatenate([[0.0], np.cumsum(intervals)]) * SAMPLE_INTERVAL
+    stroke = np.stack([x, np.zeros_like(x), t], axis=1)
+    filled = fill_missing(stroke)
+    assert len(filled) == len(stroke) + 2
+    np.testing.assert_allclose(filled[3:7, 0], [3.0, 4.0, 5.0, 6.0])
+
+
 def test_fill_missing_handles_short_and_untimed_strokes():
     two = uniform_stroke(2)
     two[1, 2] += 0.1

@@ -135,8 +135,13 @@ def test_uniform_predictor_bpc_is_log2_V(text_file):
     assert m["bpc"] == pytest.approx(math.log2(V), rel=1e-6)
     assert m["symbols"] == len(task.split_ids("valid")) // 3 * 3  # B streams of ⌊N/B⌋ symbols each
     assert "perplexity" not in m  # bytes have no words
-    # ties go to id 0, so the error is the share of targets that are not symbol 0
-    assert 0 < m["error"] <= 100
+    # ties go to id 0, so the error is the share of targets that are not symbol 0; one stream from the
+    # null input predicts every symbol of the split
+    ids = torch.as_tensor(task.split_ids("valid"))
+    one = task.evaluate(model, "valid", streams=1)
+    assert one["symbols"] == len(ids)
+    assert 0 < one["error"] < 100
+    assert one["error"] == pytest.approx(100 * float((ids != 0).double().mean()), rel=1e-9)
 
 
 def test_uniform_predictor_on_ptb_char_and_word():
@@ -833,6 +838,47 @@ def test_dynamic_evaluation_leaves_the_model_alone_and_adapts(text_file):
     assert dynamic["symbols"] == static["symbols"]
     # an untrained net on a small-vocabulary text learns fast while reading it
     assert dynamic["loss"] < static["loss"] - 0.1
+
+
+def test_dynamic_evaluation_at_rate_zero_is_static_evaluation(text_file):
+    from graves.config import OptimConfig
+
+    torch.manual_seed(0)
+    task = TextTask(_bytes_cfg(text_file))
+    static = task.evaluate(task.model, "test", streams=1)  # one stream, carried state, no steps
+    dynamic = task.evaluate_dynamic(task.model, "test", optim=OptimConfig(name="sgd", lr=0.0, momentum=0.0))
+    for k in ("loss", "bpc", "error", "symbols"):
+        assert dynamic[k] == pytest.approx(static[k], rel=1e-6), k
+
+
+def test_dynamic_evaluation_equals_a_literal_loop(text_file):
+    """Section 3.1: each T-symbol segment's loss is recorded with the weights of before the segment, then
+    one step is taken on it (gradients zeroed in between); the state runs on across segments."""
+    from graves.config import OptimConfig
+    from graves.data.text import StreamBatcher
+
+    torch.manual_seed(0)
+    task = TextTask(_bytes_cfg(text_file))
+    dynamic = task.evaluate_dynamic(task.model, "test", optim=OptimConfig(name="sgd", lr=0.3, momentum=0.0))
+    net = copy.deepcopy(task.model)
+    sgd = torch.optim.SGD(net.parameters(), lr=0.3)
+    state, total, wrong, n = None, 0.0, 0, 0
+    for batch in StreamBatcher(task.split_ids("test"), 1, task.cfg.train.seq_len, null_input=NULL):
+        logits, state = net(batch.inputs, state)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
+                                                 reduction="sum")
+        total += float(loss.detach())
+        wrong += int((logits.argmax(-1) != batch.targets).sum())
+        n += batch.targets.numel()
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+        state = [type(s)(s.h.detach(), s.c.detach()) for s in state]
+    assert dynamic["symbols"] == n
+    assert dynamic["loss"] == pytest.approx(total / n, rel=1e-6)
+    assert dynamic["error"] == pytest.approx(100 * wrong / n, rel=1e-9)
+    static = task.evaluate(task.model, "test", streams=1)
+    assert dynamic["loss"] < static["loss"] - 0.05  # the steps did something
 
 
 def test_cli_reports_a_bad_override_key(tmp_path):
