@@ -46,6 +46,63 @@ def test_overrides_are_type_checked():
         Config().override(["model.hidden_size=none"])
 
 
+def test_overrides_keep_types_strict_and_read_the_usual_spellings():
+    for bad, message in (("model.hidden_size=true", "model.hidden_size must be an integer"),
+                         ("optim.lr=true", "optim.lr must be a number"),
+                         ("train.batch_size=false", "train.batch_size must be an integer"),
+                         ("name=3", "name must be a string")):
+        with pytest.raises(ConfigError, match=message):
+            Config().override([bad])
+    cfg = Config().override(["model.lstm_clip=None", "model.output_clip=NULL", "data.train_sets=trainset",
+                             "optim.lr=1"])
+    assert cfg.model.lstm_clip is None and cfg.model.output_clip is None
+    assert cfg.data.train_sets == ("trainset",)  # a bare name is a list of one on the command line
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.hidden_size=0", "model.hidden_size must be at least 1"),
+    ("model.num_layers=0", "model.num_layers must be at least 1"),
+    ("model.mixtures=0", "model.mixtures must be at least 1"),
+    ("model.window_mixtures=0", "model.window_mixtures must be at least 1"),
+    ("model.output_clip=-1", "model.output_clip must be a number > 0"),
+    ('data.name="ptb"', "data.name must be one of"),
+    ('data.alphabet="latin"', "data.alphabet must be 'full' or 'paper57'"),
+    ("data.max_lines=-1", "data.max_lines must be >= 0"),
+    ("data.max_points=-1", "data.max_points must be >= 0"),
+    ("optim.lr=-0.1", "optim.lr must be a number >= 0"),
+    ("optim.lr=nan", "optim.lr must be a number >= 0"),
+    ("optim.alpha=1", r"optim.alpha must be in \(0, 1\)"),
+    ("optim.eps=0", "optim.eps must be a number > 0"),
+    ("noise.std=-0.1", "noise.std must be > 0 for adaptive noise, >= 0 otherwise"),
+    ("noise.lr_scale=0", "noise.lr_scale must be a positive number"),
+    ('noise.s_gradient="exact"', "noise.s_gradient must be 'reparam'"),
+    ("train.seq_len=0", "train.seq_len must be at least 1"),
+    ("train.reset_every=-1", "train.reset_every must be >= 0"),
+    ("train.epochs=-1", "train.epochs must be >= 0"),
+    ("train.max_steps=-1", "train.max_steps must be >= 0"),
+    ("train.checkpoint_every=-1", "train.checkpoint_every must be >= 0"),
+    ("train.patience=-1", "train.patience must be >= 0"),
+    ("train.threads=-1", "train.threads must be >= 0"),
+    ("train.max_minutes=-1", "train.max_minutes must be >= 0"),
+    ("train.ema_decay=-0.5", r"train.ema_decay must be in \[0, 1\)"),
+    ('train.device="tpu"', "train.device must be a device torch can use here"),
+])
+def test_check_config_rejects_each_out_of_range_setting(override, message):
+    from graves.config import check_config
+
+    with pytest.raises(ConfigError, match=message):
+        check_config(Config().override([override]))
+
+
+def test_adaptive_noise_needs_a_positive_initial_std():
+    from graves.config import check_config
+
+    check_config(Config().override(["noise.kind='weight'", "noise.std=0"]))  # no noise, but allowed
+    with pytest.raises(ConfigError, match="noise.std must be > 0 for adaptive noise"):
+        check_config(Config().override(["noise.kind='adaptive'", "noise.std=0"]))
+
+
 def test_dict_round_trip_and_json():
     cfg = Config().override(["model.kind='text'", "noise.kind='adaptive'"])
     again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
@@ -57,7 +114,7 @@ def test_every_shipped_config_loads():
     assert files, "no configs found"
     for f in files:
         cfg = load_config(f)
-        assert cfg.name == load_config(f).name
+        assert cfg.name == f.stem  # each shipped config is named after its file
 
 
 def test_bad_toml_names_the_file(tmp_path):
@@ -70,8 +127,11 @@ def test_bad_toml_names_the_file(tmp_path):
     assert load_config(none).model.output_clip is None
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("[modle]\nhidden_size = 3\n")
-    with pytest.raises(ConfigError, match="modle"):
+    with pytest.raises(ConfigError, match=r"unknown\.toml: unknown config key 'modle'"):
         load_config(unknown)
+    nameless = tmp_path / "my-run.toml"
+    nameless.write_text("[model]\nhidden_size = 3\n")
+    assert load_config(nameless).name == "my-run"  # a config without a name takes its file's
 
 
 def _weights():
@@ -428,3 +488,117 @@ def test_info_shows_a_validation_record_without_a_step(tmp_path, capsys):
     (tmp_path / "checkpoint.json").write_text(json.dumps(meta))
     assert main(["info", str(tmp_path)]) == 0
     assert "(step ?)" in capsys.readouterr().out
+
+
+def test_checkpoint_of_another_format_version_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(2)}, {"step": 1})
+    meta = json.loads((tmp_path / "ck" / "checkpoint.json").read_text())
+    assert meta["format"] == 1
+    (tmp_path / "ck" / "checkpoint.json").write_text(json.dumps({**meta, "format": 2}))
+    with pytest.raises(CheckpointError, match="unknown checkpoint format 2"):
+        load_meta(tmp_path / "ck")
+
+
+UNPICKLED: list = []
+
+
+class _Payload:
+    """Records being unpickled: a trainer.pt must never run a pickle's code."""
+
+    def __setstate__(self, state):
+        UNPICKLED.append(state)
+
+
+def test_checkpoint_trainer_state_is_not_unpickled(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"a": torch.zeros(2)}, {"step": 1}, {"step": 1})
+    payload = _Payload()
+    payload.x = 1
+    torch.save({"step": 1, "payload": payload}, tmp_path / "ck" / "trainer.pt")
+    UNPICKLED.clear()
+    with pytest.raises(CheckpointError, match="trainer.pt is corrupt or truncated"):
+        load_trainer_state(tmp_path / "ck")
+    assert UNPICKLED == []
+
+
+def test_checkpoint_save_writes_beside_the_target_and_fsyncs_before_renaming(tmp_path, monkeypatch):
+    """The temporary folder is a sibling of the checkpoint (same filesystem: the rename is atomic), and
+    every file of the new checkpoint is fsynced before the first os.replace."""
+    import graves.checkpoint as ckmod
+
+    ck = tmp_path / "runs" / "ck"
+    save_checkpoint(ck, {"a": torch.zeros(2)}, {"step": 1}, {"step": 1})
+    (ck / "styles.json").write_text("[]")  # a user's file, carried over
+    events: list = []
+    real_mkdtemp, real_fsync, real_replace = ckmod.tempfile.mkdtemp, ckmod.os.fsync, ckmod.os.replace
+
+    def mkdtemp(*args, **kwargs):
+        made = real_mkdtemp(*args, **kwargs)
+        events.append(("mkdtemp", Path(made)))
+        return made
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", Path(src), Path(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ckmod.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(ckmod.os, "fsync", fsync)
+    monkeypatch.setattr(ckmod.os, "replace", replace)
+    save_checkpoint(ck, {"a": torch.ones(2)}, {"step": 2}, {"step": 2})
+    monkeypatch.undo()
+    made = [e[1] for e in events if e[0] == "mkdtemp"]
+    assert len(made) == 1 and made[0].parent == ck.parent
+    replaces = [i for i, e in enumerate(events) if e[0] == "replace"]
+    assert [events[i][1:] for i in replaces] == [(ck, ck.with_name(".ck.old")), (made[0], ck)]
+    synced = {e[1] for e in events[: replaces[0]] if e[0] == "fsync"}
+    files = {f.name: f.stat().st_ino for f in ck.iterdir()}
+    assert set(files) == {"model.safetensors", "checkpoint.json", "trainer.pt", "styles.json"}
+    assert set(files.values()) <= synced, "a file was not fsynced before the swap"
+    assert load_meta(ck)["step"] == 2
+
+
+def test_checkpoint_recover_leaves_a_checkpoint_and_its_old_copy_alone(tmp_path):
+    from graves.checkpoint import recover
+
+    ck, old = tmp_path / "ck", tmp_path / ".ck.old"
+    save_checkpoint(ck, {"a": torch.ones(2)}, {"step": 2})
+    save_checkpoint(old, {"a": torch.zeros(2)}, {"step": 1})
+    assert recover(ck) is False
+    assert load_meta(ck)["step"] == 2 and json.loads((old / "checkpoint.json").read_text())["step"] == 1
+    assert torch.equal(load_weights(ck)["a"], torch.ones(2))
+    # and with only the old copy it puts it back
+    shutil.rmtree(ck)
+    assert recover(ck) is True and load_meta(ck)["step"] == 1 and not old.exists()
+
+
+def test_graves_train_data_option_sets_the_data_root(tmp_path, monkeypatch, capsys):
+    import graves.train
+    from graves.cli import main
+
+    seen = {}
+
+    def fake_train(cfg, run_dir, resume=False, progress=True):
+        seen["root"] = cfg.data.root
+        return {"stop": "test"}
+
+    monkeypatch.setattr(graves.train, "train", fake_train)
+    monkeypatch.setenv("GRAVES_DATA", str(tmp_path / "elsewhere"))
+    mine = tmp_path / "my data"
+    assert main(["train", str(REPO / "configs" / "toy-text.toml"), "--data", str(mine), "--quiet",
+                 "--run-dir", str(tmp_path / "r")]) == 0
+    assert seen["root"] == str(mine)
+    capsys.readouterr()
+
+
+def test_ctrl_c_outside_training_exits_130(monkeypatch, capsys):
+    import graves.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_info", interrupted)
+    assert cli.main(["info", "anything"]) == 130
+    assert "Traceback" not in capsys.readouterr().err

@@ -417,3 +417,73 @@ def test_review_damage_cases_are_one_line_errors_or_rebuilt(samples, tmp_path):
     archive.write_bytes(bytes(trial))
     with pytest.raises(DataError, match="damaged archive"):
         load_iamondb(root, "testset_v", cache_dir=tmp_path / "c3", progress=False)
+
+
+def test_lines_pair_with_transcription_lines_by_their_numbers(samples, tmp_path):
+    # a form whose line files are numbered 1, 2, 4..7 has as many files as transcription lines (6), but
+    # line 3's text has no pen trace: skipped, not mis-paired
+    root = make_root(tmp_path / "iam", samples, {"trainset": ["a01-000u"]},
+                     replace={"a01-000u-03.xml": None, "a01-000u-07.xml": samples["a01-000u-06.xml"]})
+    problems: list = []
+    assert load_iamondb(root, "trainset", cache_dir=tmp_path / "c", progress=False, problems=problems) == []
+    assert len(problems) == 1 and "6 line files (numbered 1..7) but 6 transcription lines" in problems[0].message
+    # without text, the lines keep their own numbers
+    kept = load_iamondb(root, "trainset", cache_dir=tmp_path / "c", progress=False, require_text=False,
+                        problems=[])
+    assert [line.id[-2:] for line in kept] == ["01", "02", "04", "05", "06", "07"]
+
+
+def test_split_lists_and_roots_are_checked(samples, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(" a01-000u\n notaform\n")
+    with pytest.raises(DataError, match=r"bad\.txt:2: not a form id: ' notaform'"):
+        read_split(bad)
+    wrong_root = (b"<?xml version='1.0'?><Foo><StrokeSet><Stroke>"
+                  b'<Point x="1" y="2" time="0.1"/><Point x="3" y="4" time="0.2"/></Stroke></StrokeSet></Foo>')
+    with pytest.raises(DataError, match=r"^w-01\.xml: expected a <WhiteboardCaptureSession> root, found <Foo>"):
+        parse_line_strokes(wrong_root, "w-01.xml")
+
+
+def test_problems_go_to_their_own_split_and_unreadable_splits_are_not_cached(samples, tmp_path, monkeypatch):
+    import graves.data.iamondb as iam
+
+    truncated = samples["a01-000u-03.xml"][:500]
+    root = make_root(tmp_path / "iam", samples, MINI_SPLITS, replace={"a01-000u-03.xml": truncated})
+    cache = tmp_path / "c"
+    problems: list = []
+    by_set = load_iamondb_sets(root, ["trainset", "testset_v"], cache_dir=cache, progress=False, problems=problems)
+    assert len(by_set["trainset"]) == 5 and len(by_set["testset_v"]) > 0
+    assert sorted(p.where for p in problems) == ["a01-000u-03.xml", "a08-551z"]  # each once
+    own: list = []
+    load_iamondb(root, "testset_v", cache_dir=cache, progress=False, problems=own)  # from the cache
+    assert own == []
+    cached: list = []
+    load_iamondb(root, "trainset", cache_dir=cache, progress=False, problems=cached)
+    assert sorted(p.where for p in cached) == ["a01-000u-03.xml", "a08-551z"]
+    # a line file that cannot be read (a permission, a flaky disk) is reported and its split not cached
+    real = iam._iter_files
+
+    def flaky(source, wanted, progress, desc):
+        for base, content in real(source, wanted, progress, desc):
+            yield base, (OSError("Permission denied") if base == "d04-081-02.xml" else content)
+
+    monkeypatch.setattr(iam, "_iter_files", flaky)
+    fresh = tmp_path / "c2"
+    unread: list = []
+    load_iamondb(root, "testset_v", cache_dir=fresh, progress=False, problems=unread)
+    assert [(p.where, "cannot read" in p.message) for p in unread] == [("d04-081-02.xml", True)]
+    assert not list(fresh.rglob("*.npz"))
+    monkeypatch.undo()
+    load_iamondb(root, "testset_v", cache_dir=fresh, progress=False, problems=[])
+    assert len(list(fresh.rglob("*.npz"))) == 1
+
+
+def test_a_change_in_the_parsing_code_misses_the_cache(samples, tmp_path, monkeypatch):
+    import graves.data.iamondb as iam
+
+    root = make_root(tmp_path / "iam", samples, MINI_SPLITS)
+    cache = tmp_path / "cache"
+    load_iamondb(root, "testset_v", cache_dir=cache, progress=False)
+    monkeypatch.setattr(iam, "_code_digest", lambda: "another-version")
+    load_iamondb(root, "testset_v", cache_dir=cache, progress=False)
+    assert len(_cache_files(cache)) == 2

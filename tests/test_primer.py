@@ -69,6 +69,17 @@ def test_rescaling_matches_iam_step_size(tmp_path):
     assert np.allclose(ratio[raw.offsets[1:, :2] != 0], ratio[0, 0], rtol=1e-4)  # uniform scale, aspect kept
 
 
+def test_a_long_jump_inside_a_stroke_lifts_the_pen_as_in_training(tmp_path):
+    # IAM's outlier rule (SPEC §3) splits a pen-down step far longer than any real one: the same for a
+    # user's primer as for the training lines, so the jump is a pen-up move
+    pts = [[i * 3.0, (i % 2) * 2.0] for i in range(20)] + [[10_000 + i * 3.0, (i % 2) * 2.0] for i in range(20)]
+    f = tmp_path / "jump.json"
+    f.write_text(json.dumps([pts]))
+    p = load_primer(f, text="x")
+    assert len(p.offsets) == 40 and p.offsets[:, 2].sum() == 2  # one stroke drawn, two read
+    assert p.offsets[19, 2] == 1  # the pen lifts before the jump
+
+
 def test_repeated_points_are_dropped():
     strokes, _ = parse_json_strokes([[[0, 0], [0, 0], [1, 1], [1, 1], [2, 2]]])
     assert len(strokes[0]) == 3
@@ -155,6 +166,9 @@ def test_iam_line_id(data_root):
     assert p.offsets[:, 2].max() == 1.0
     with pytest.raises(PrimerError, match="not found"):
         load_primer("a01-000u-77", data_root=data_root)
+    # a line of a form whose files and transcription disagree (9 files, 8 lines) has no text to prime with
+    with pytest.raises(PrimerError, match="'a08-551z-01' has no transcription"):
+        load_primer("a08-551z-01", data_root=data_root)
 
 
 def test_review_primers_too_large_or_too_deep_are_one_line_errors(tmp_path):

@@ -256,3 +256,20 @@ def test_labels_with_characters_xml_cannot_hold_and_bad_sizes(tmp_path):
         to_png([line], dpi=0)
     tiny = ET.fromstring(to_svg([line], scale=500).encode())
     assert float(tiny.find("{http://www.w3.org/2000/svg}g").get("stroke-width")) > 0
+
+
+def test_png_is_upright_and_draws_one_point_strokes(tmp_path):
+    """A dot above a flat stroke (y up in the data, as an i's dot): the PNG shows the dot in its top half,
+    the stroke in its bottom half."""
+    import matplotlib.image
+
+    line = strokes_to_offsets([np.array([[0.0, 0.0], [200.0, 0.0]]), np.array([[100.0, 200.0]])])
+    path = tmp_path / "dot.png"
+    path.write_bytes(render.to_png([line], scale=1.0, stroke_width=12.0, margin=20.0))
+    dark = matplotlib.image.imread(path)[..., :3].mean(axis=2) < 0.5  # (rows, cols), row 0 at the top
+    rows = np.flatnonzero(dark.any(axis=1))
+    h = dark.shape[0]
+    top, bottom = rows[rows < h / 2], rows[rows >= h / 2]
+    assert top.size and bottom.size  # the dot and the stroke
+    assert dark[top].sum() < dark[bottom].sum()  # the stroke, 200 units long, is the bottom one
+    assert 0.5 * h > top.mean() and dark[top][:, : dark.shape[1] // 3].sum() == 0  # the dot sits mid-page

@@ -29,6 +29,7 @@ from graves.data.text import (
     load_corpus,
     load_enwik8,
     load_ptb_char,
+    load_ptb_word,
     read_bytes,
 )
 
@@ -85,6 +86,20 @@ def test_ptb_char_unk_spelled_out():
     assert c.word_counts["test"] == 82_430
 
 
+def test_ptb_word_vocabulary_is_by_frequency_and_closed(ptb_word, tmp_path):
+    from collections import Counter
+
+    counts = Counter(ptb_word.vocab.decode(ptb_word.train))
+    freq = [counts[w] for w in ptb_word.vocab.symbols]
+    assert ptb_word.vocab.symbols[0] == "the" and freq == sorted(freq, reverse=True)
+    # a valid or test word outside the training vocabulary is an error naming the file, not a silent <unk>
+    (tmp_path / "ptb.train.txt").write_text(" the cat <unk> sat \n the dog \n")
+    (tmp_path / "ptb.valid.txt").write_text(" the cat \n")
+    (tmp_path / "ptb.test.txt").write_text(" the zebra sat \n")
+    with pytest.raises(DataError, match=r"ptb\.test\.txt: .*zebra"):
+        load_ptb_word(tmp_path)
+
+
 def test_ptb_char_unknown_symbol_in_valid(tmp_path):
     src = require_data("ptb")
     for s in ("train", "test"):
@@ -98,9 +113,10 @@ def test_ptb_char_bad_format(tmp_path):
     src = require_data("ptb")
     for s in ("train", "valid", "test"):
         shutil.copy(src / f"ptb.char.{s}.txt", tmp_path)
-    (tmp_path / "ptb.char.test.txt").write_text("ab c \n ", encoding="utf-8")
-    with pytest.raises(DataError, match="each character followed by one space"):
-        load_ptb_char(tmp_path)
+    for bad in ("ab c \n ", "abcd\n \n "):  # odd length; even length without the spaces
+        (tmp_path / "ptb.char.test.txt").write_text(bad, encoding="utf-8")
+        with pytest.raises(DataError, match=r"ptb\.char\.test\.txt: .*each character followed by one space"):
+            load_ptb_char(tmp_path)
 
 
 def test_ptb_missing_files_message(tmp_path):
@@ -268,6 +284,18 @@ def test_stream_batcher_epochs_and_resume():
     assert torch.equal(next(iter(d)).inputs, first[len(b) + 3][0])
     with pytest.raises(DataError, match="seq_len"):
         StreamBatcher(ids, 3, 12, reset_every=4, shuffle=True, seed=7).load_state_dict(state)
+    # a position saved for other data or another layout is refused, by name
+    for other, key in ((StreamBatcher(np.arange(5001), 3, 11, reset_every=4, shuffle=True, seed=7), "num_symbols"),
+                       (StreamBatcher(ids, 3, 11, reset_every=5, shuffle=True, seed=7), "reset_every"),
+                       (StreamBatcher(ids, 3, 11, reset_every=4, shuffle=False, seed=7), "shuffle"),
+                       (StreamBatcher(ids, 3, 11, reset_every=4, shuffle=True, seed=8), "seed"),
+                       (StreamBatcher(ids, 4, 11, reset_every=4, shuffle=True, seed=7), "batch_size")):
+        with pytest.raises(DataError, match=f"cannot resume the text stream: {key} was"):
+            other.load_state_dict(state)
+    for epoch, batch in ((0, len(b) + 1), (0, -1), (-1, 0)):
+        with pytest.raises(DataError, match=f"at epoch {epoch}, batch {batch}"):
+            StreamBatcher(ids, 3, 11, reset_every=4, shuffle=True, seed=7).load_state_dict(
+                {**state, "epoch": epoch, "batch": batch})
 
 
 def test_stream_batcher_shuffle_keeps_streams_and_carried_state():

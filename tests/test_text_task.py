@@ -978,3 +978,173 @@ def test_softmax_output_gradient_is_y_minus_delta_eq_14():
     y = torch.softmax(logits.detach(), dim=-1)  # (eq. 12)
     delta = torch.nn.functional.one_hot(targets, 7).to(y.dtype)
     torch.testing.assert_close(logits.grad, y - delta)  # (eq. 14)
+
+
+# --------------------------------------------------------------------------------------------------
+# the training loop's bookkeeping, on the tiny bytes task (no dataset needed)
+# --------------------------------------------------------------------------------------------------
+
+
+def _record_step_weights(monkeypatch) -> list:
+    """Record the weights before the first training step, then (applied?, weights) after every step."""
+    import graves.train as trainer
+
+    real, seen = trainer.training_step, []
+
+    def snapshot(model):
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def step(task, model, *args, **kwargs):
+        if not seen:
+            seen.append((True, snapshot(model)))
+        loss, count = real(task, model, *args, **kwargs)
+        seen.append((math.isfinite(float(loss.detach())), snapshot(model)))
+        return loss, count
+
+    monkeypatch.setattr(trainer, "training_step", step)
+    return seen
+
+
+def _ema_of(seen: list, decay: float) -> dict:
+    """w̄ = w_0, then w̄ ← d·w̄ + (1 − d)·w_t after each applied step (float64)."""
+    avg = {k: v.double() for k, v in seen[0][1].items()}
+    for applied, w in seen[1:]:
+        if applied:
+            avg = {k: decay * avg[k] + (1 - decay) * w[k].double() for k in avg}
+    return avg
+
+
+def _scripted_validation(monkeypatch, losses) -> None:
+    """The task's validation returns the given losses in turn (shared across train() calls)."""
+    import graves.train as trainer
+
+    real, it = trainer.build_task, iter(losses)
+
+    def build(cfg, *args, **kwargs):
+        task = real(cfg, *args, **kwargs)
+        task.evaluate = lambda model, split, **kw: {"loss": float(next(it))}
+        return task
+
+    monkeypatch.setattr(trainer, "build_task", build)
+
+
+def test_loop_ema_follows_the_recurrence_with_its_own_decay(tmp_path, monkeypatch, text_file):
+    """ema_decay = 0.75 (not the symmetric 0.5): best = w̄ with w̄ ← 0.75·w̄ + 0.25·w_t after each step."""
+    from graves.train import train
+
+    seen = _record_step_weights(monkeypatch)
+    train(_bytes_cfg(text_file, max_steps=3, eval_every=0, ema_decay=0.75), tmp_path / "r", progress=False)
+    assert len(seen) == 4 and all(applied for applied, _ in seen)
+    best, expect = load_weights(tmp_path / "r" / "best"), _ema_of(seen, 0.75)
+    wrong = _ema_of(seen, 0.25)
+    for k in expect:
+        torch.testing.assert_close(best[k].double(), expect[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert any(not torch.allclose(expect[k], wrong[k], rtol=1e-4, atol=1e-5) for k in expect)  # it discriminates
+
+
+def test_loop_ema_skips_non_finite_steps(tmp_path, monkeypatch, text_file):
+    """A skipped (non-finite) step does not update the average: w̄ is the recurrence over applied steps only."""
+    from graves.train import train
+
+    _nan_on_calls(monkeypatch, lambda n: n == 2)
+    seen = _record_step_weights(monkeypatch)
+    train(_bytes_cfg(text_file, max_steps=3, eval_every=0, ema_decay=0.5), tmp_path / "r", progress=False)
+    assert [applied for applied, _ in seen] == [True, True, False, True]
+    best, expect = load_weights(tmp_path / "r" / "best"), _ema_of(seen, 0.5)
+    for k in expect:
+        torch.testing.assert_close(best[k].double(), expect[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_loop_early_stopping_counts_consecutive_bad_validations(tmp_path, monkeypatch, text_file):
+    """Losses 3, 4, 2, 5, 6 with patience 2: the improvement at step 3 resets the count, so the run stops
+    at step 5 (the second bad validation in a row), not at step 4."""
+    from graves.train import train
+
+    _scripted_validation(monkeypatch, [3, 4, 2, 5, 6])
+    summary = train(_bytes_cfg(text_file, eval_every=1, patience=2, max_steps=20), tmp_path / "r", progress=False)
+    assert (summary["stop"], summary["step"]) == ("early stopping", 5)
+    state = torch.load(tmp_path / "r" / "last" / "trainer.pt", weights_only=True)
+    assert (state["best"], state["bad_evals"]) == (2.0, 2)
+
+
+def test_loop_resume_keeps_the_best_of_a_stop_time_validation(tmp_path, monkeypatch, text_file):
+    """best came from a stop-time validation (loss 1 at step 3; early stopping's reference stays 5): after
+    --resume, a worse scheduled validation (3 at step 4) must not replace it."""
+    from graves.train import train
+
+    _scripted_validation(monkeypatch, [5, 1, 3])
+    run = tmp_path / "r"
+    train(_bytes_cfg(text_file, eval_every=2, max_steps=3), run, progress=False)
+    assert load_meta(run / "best")["step"] == 3
+    summary = train(_bytes_cfg(text_file, eval_every=2, max_steps=4), run, resume=True, progress=False)
+    assert summary["step"] == 4 and summary["best_valid_loss"] == 1.0
+    assert load_meta(run / "best")["step"] == 3
+    state = torch.load(run / "last" / "trainer.pt", weights_only=True)
+    assert (state["best"], state["best_saved"]) == (3.0, 1.0)
+
+
+def test_loop_seeds_each_epochs_order_from_seed_and_epoch(tmp_path, monkeypatch, text_file):
+    """The generator passed to task.batches is seeded seed·1_000_003 + epoch: a new order every epoch."""
+    import graves.train as trainer
+
+    real, seeds = trainer.build_task, []
+
+    def build(cfg, *args, **kwargs):
+        task = real(cfg, *args, **kwargs)
+        orig = task.batches
+
+        def batches(epoch, generator=None):
+            seeds.append((epoch, generator.initial_seed()))
+            return orig(epoch, generator)
+
+        task.batches = batches
+        return task
+
+    monkeypatch.setattr(trainer, "build_task", build)
+    summary = trainer.train(_bytes_cfg(text_file, seq_len=2000, epochs=3, seed=5), tmp_path / "r", progress=False)
+    assert summary["epoch"] == 3
+    assert seeds == [(e, 5 * 1_000_003 + e) for e in range(3)]
+
+
+def test_loop_resume_refuses_another_batch_size_or_model_config(tmp_path, text_file):
+    from graves.train import train
+
+    run = tmp_path / "r"
+    train(_bytes_cfg(text_file, max_steps=1, eval_every=0), run, progress=False)
+    with pytest.raises(CheckpointError, match=r"train\.batch_size was 3 in .*last, now 4; resume with the run's "
+                                              r"batch size"):
+        train(_bytes_cfg(text_file, max_steps=2, eval_every=0, batch_size=4), run, resume=True, progress=False)
+    cfg = _bytes_cfg(text_file, max_steps=2, eval_every=0)
+    clipped = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, lstm_clip=2.0))  # same shapes
+    with pytest.raises(CheckpointError, match="--resume: the model config differs from the one saved in"):
+        train(clipped, run, resume=True, progress=False)
+    assert load_meta(run / "last")["step"] == 1
+
+
+def test_loop_resume_repairs_a_cut_short_metrics_record(tmp_path, text_file):
+    """A last record cut short (full disk, kill) is ended with a newline before the resume's records."""
+    from graves.train import train
+
+    run = tmp_path / "r"
+    train(_bytes_cfg(text_file, max_steps=2, eval_every=0, log_every=1), run, progress=False)
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 3, "epoch": 0, "train_lo')
+    train(_bytes_cfg(text_file, max_steps=3, eval_every=0, log_every=1), run, resume=True, progress=False)
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    cut = '{"step": 3, "epoch": 0, "train_lo'
+    assert lines.count(cut) == 1  # the cut-short record stays on a line of its own
+    records = [json.loads(ln) for ln in lines if ln != cut]  # and every other line parses
+    assert [r["step"] for r in records if r.get("resumed")] == [2]
+    assert [r["step"] for r in records if "train_loss" in r] == [1, 2, 3]
+
+
+def test_loop_train_threads_sets_torchs_thread_count(tmp_path, text_file):
+    from graves.train import train
+
+    before = torch.get_num_threads()
+    want = before + 1
+    try:
+        train(_bytes_cfg(text_file, max_steps=1, eval_every=0, threads=want), tmp_path / "r", progress=False)
+        assert torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(before)
