@@ -166,7 +166,7 @@ def mixture_nll(y_hat: Tensor, x_next: Tensor, mask: Tensor | None = None) -> Te
     if mask is not None:
         # Padded outputs are replaced by zeros before the loss, so that an overflow there (an infinite
         # exp(−σ̂)) cannot put NaN into the gradient through the unselected branch of the `where` below.
-        y_hat = torch.where((mask != 0).unsqueeze(-1), y_hat, torch.zeros((), dtype=y_hat.dtype))
+        y_hat = torch.where((mask != 0).unsqueeze(-1), y_hat, y_hat.new_zeros(()))  # on y_hat's device
     e_hat = y_hat[..., 0]  # (...)
     log_mix = mixture_log_density(y_hat, x_next[..., :2])  # (...)  (eqs. 23–25)
     eos = x_next[..., 2] > 0.5  # (x_{t+1})_3 = 1, (...)
