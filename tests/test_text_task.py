@@ -1121,6 +1121,32 @@ def test_loop_resume_refuses_another_batch_size_or_model_config(tmp_path, text_f
     assert load_meta(run / "last")["step"] == 1
 
 
+def test_loop_resume_refuses_switching_adaptive_noise_or_the_data_with_a_clear_error(tmp_path, text_file):
+    """Adaptive noise on or off, another data.name, or other data whose symbols change the net's shapes: a
+    CheckpointError that says what to do (not a KeyError or a size-mismatch traceback), and `last` untouched."""
+    from graves.train import train
+
+    run = tmp_path / "r"
+    cfg = _bytes_cfg(text_file, max_steps=1, eval_every=0)
+    train(cfg, run, progress=False)
+    before = _sha(run / "last")
+    more = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=2))
+    adaptive = dataclasses.replace(more, noise=dataclasses.replace(more.noise, kind="adaptive"))
+    with pytest.raises(CheckpointError, match=r"noise\.kind was 'none' in .*last, now 'adaptive'.*train\.init_from"):
+        train(adaptive, run, resume=True, progress=False)
+    chars = dataclasses.replace(more, data=dataclasses.replace(more.data, name="chars"))
+    with pytest.raises(CheckpointError, match=r"data\.name was 'bytes' in .*last, now 'chars'"):
+        train(chars, run, resume=True, progress=False)
+    other = text_file.with_name("other.txt")
+    other.write_text("xyz 0123456789 QRS\n" * 400, encoding="utf-8")  # other bytes: another vocabulary size
+    moved = dataclasses.replace(more, data=dataclasses.replace(more.data, path=other.name))
+    with pytest.raises(CheckpointError, match=r"do not fit the net this config builds .*size mismatch for "):
+        train(moved, run, resume=True, progress=False)
+    weight_noise = dataclasses.replace(more, noise=dataclasses.replace(more.noise, kind="weight"))
+    assert _sha(run / "last") == before
+    assert train(weight_noise, run, resume=True, progress=False)["step"] == 2  # fixed noise may be switched on
+
+
 def test_loop_resume_repairs_a_cut_short_metrics_record(tmp_path, text_file):
     """A last record cut short (full disk, kill) is ended with a newline before the resume's records."""
     from graves.train import train

@@ -319,6 +319,17 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         trainer_state = load_trainer_state(last)
         if trainer_state is None:
             raise CheckpointError(f"--resume: {last} has no trainer state (a shipped model cannot be resumed)")
+        if (saved.noise.kind == "adaptive") != (cfg.noise.kind == "adaptive"):  # log s joins or leaves the state
+            raise CheckpointError(f"--resume: noise.kind was {saved.noise.kind!r} in {last}, now "
+                                  f"{cfg.noise.kind!r}; adaptive noise adds a learned s per weight, so it cannot be "
+                                  "switched on or off in a run: start a new run from its weights with "
+                                  "train.init_from")
+        # the task and its symbols, so the net's input and output (the alphabet: the synthesizer's text)
+        for key in ("name", "alphabet") if cfg.model.kind == "synthesis" else ("name",):
+            was, now = getattr(saved.data, key), getattr(cfg.data, key)
+            if was != now:
+                raise CheckpointError(f"--resume: data.{key} was {was!r} in {last}, now {now!r}; resume with "
+                                      "the run's data, or start a new run from its weights with train.init_from")
         changed = config_changes(saved, cfg)
         if changed:  # on purpose (a lower learning rate) or not (a forgotten override): say so, and record it
             print(f"graves train: resuming {last} (step {trainer_state['step']}) with settings that differ "
@@ -343,7 +354,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     skipped_in_a_row = 0
     history: list[dict[str, Any]] = []
     if trainer_state is not None:
-        model.load_state_dict(load_weights(last))
+        try:
+            model.load_state_dict(load_weights(last))
+        except RuntimeError as e:  # other data with other symbols (data.path, data.root): other shapes
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise CheckpointError(f"--resume: the weights in {last} do not fit the net this config builds "
+                                  f"(the data's symbols may differ): {lines[1] if len(lines) > 1 else e}") from e
         if isinstance(noise, AdaptiveWeightNoise):
             noise.load_state_dict(trainer_state["noise"])
         # The config wins over the saved hyper-parameters, so `--resume optim.lr=3e-4` lowers the rate and
