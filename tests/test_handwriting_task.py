@@ -3,6 +3,7 @@ tiny nets that learn, and a toy end-to-end run through the CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -331,6 +332,31 @@ def test_toy_prediction_config_trains_with_adaptive_weight_noise(tmp_path, capsy
     assert summary["step"] == 1
     model, meta = load_model(tmp_path / "r" / "best")
     assert isinstance(model, HandwritingPredictor) and "alphabet" not in meta
+
+
+def test_resume_refuses_training_lines_that_change_the_normalisation_or_the_alphabet(tmp_path):
+    """`data.alphabet = "full"` and the normalisation statistics are made from the training lines, so other
+    data.train_sets or data.max_lines on --resume would feed the net inputs it was not trained on under the
+    same setting names: a CheckpointError that says so (it trained on silently), and `last` untouched."""
+    from graves.checkpoint import CheckpointError
+    from graves.train import train
+
+    def digest(folder):
+        return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir())}
+
+    for kind, changed, match in (
+            ("handwriting", {"data.max_lines": "7"}, r"other normalisation statistics \(mean .*train\.init_from"),
+            ("synthesis", {"data.train_sets": "['testset_f']"}, r"another alphabet than the one .*train\.init_from")):
+        run = tmp_path / kind
+        cfg = _cfg(kind, max_lines=6, **{"train.eval_every": "0"})
+        train(cfg.override(["train.max_steps=1"]), run, progress=False)
+        before = digest(run / "last")
+        other = cfg.override(["train.max_steps=2"] + [f"{k}={v}" for k, v in changed.items()])
+        with pytest.raises(CheckpointError, match=match):
+            train(other, run, resume=True, progress=False)
+        assert digest(run / "last") == before
+        # the run's own lines again: the same statistics, so the resume goes on
+        assert train(cfg.override(["train.max_steps=2"]), run, resume=True, progress=False)["step"] == 2
 
 
 @pytest.mark.parametrize("per", ["sequence", "group"])

@@ -1122,9 +1122,10 @@ def test_loop_resume_refuses_another_batch_size_or_model_config(tmp_path, text_f
 
 
 def test_loop_resume_refuses_switching_adaptive_noise_or_the_data_with_a_clear_error(tmp_path, text_file):
-    """Adaptive noise on or off, another data.name, or other data whose symbols change the net's shapes: a
-    CheckpointError that says what to do (not a KeyError or a size-mismatch traceback), and `last` untouched."""
-    from graves.train import train
+    """Adaptive noise on or off, another data.name, or other data with other symbols (more of them, or as many
+    but other ones): a CheckpointError that says what to do (not a KeyError, a size-mismatch traceback or a
+    silent resume on text the net reads wrongly), and `last` untouched."""
+    from graves.train import build_task, train
 
     run = tmp_path / "r"
     cfg = _bytes_cfg(text_file, max_steps=1, eval_every=0)
@@ -1140,8 +1141,15 @@ def test_loop_resume_refuses_switching_adaptive_noise_or_the_data_with_a_clear_e
     other = text_file.with_name("other.txt")
     other.write_text("xyz 0123456789 QRS\n" * 400, encoding="utf-8")  # other bytes: another vocabulary size
     moved = dataclasses.replace(more, data=dataclasses.replace(more.data, path=other.name))
-    with pytest.raises(CheckpointError, match=r"do not fit the net this config builds .*size mismatch for "):
+    with pytest.raises(CheckpointError, match=r"data gives another vocabulary than the one .*last was trained"):
         train(moved, run, resume=True, progress=False)
+    # as many symbols, other ones: the same shapes, so this one trained on silently before the check
+    shifted = text_file.with_name("shifted.txt")
+    shifted.write_text(text_file.read_text(encoding="utf-8").upper(), encoding="utf-8")
+    recoded = dataclasses.replace(more, data=dataclasses.replace(more.data, path=shifted.name))
+    assert len(build_task(recoded).vocab) == len(build_task(cfg).vocab)
+    with pytest.raises(CheckpointError, match=r"data gives another vocabulary than the one .*last was trained"):
+        train(recoded, run, resume=True, progress=False)
     weight_noise = dataclasses.replace(more, noise=dataclasses.replace(more.noise, kind="weight"))
     assert _sha(run / "last") == before
     assert train(weight_noise, run, resume=True, progress=False)["step"] == 2  # fixed noise may be switched on

@@ -263,6 +263,30 @@ def _init_from(model: torch.nn.Module, task: Any, path: str) -> None:
                               ) from None
 
 
+def _check_resumed_data(task: Any, last: Path) -> None:
+    """Refuse to resume ``last`` on data that the net would read differently from the data it was trained
+    on: another text encoding (a synthesis net's alphabet, a text net's vocabulary: same shapes, other
+    meaning) or other normalisation statistics (other ``data.train_sets``: the same pen offsets scaled
+    differently). The settings' names may be unchanged (``data.alphabet = "full"`` is built from the
+    training transcriptions), so the check compares what the data made of them."""
+    meta = load_meta(last)
+    ours = task.meta()
+    for key, what in (("alphabet", "alphabet"), ("vocab", "vocabulary")):
+        if key in ours and key in meta and meta[key] != ours[key]:
+            raise CheckpointError(f"--resume: this config's data gives another {what} than the one {last} was "
+                                  "trained with (other data.train_sets, data.path or data.root?); resume with the "
+                                  "run's data, or start a new run from its weights with train.init_from")
+    if "normaliser" in ours and "normaliser" in meta:
+        was, now = meta["normaliser"], ours["normaliser"]
+        if any(not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+               for k in ("mean", "std") for a, b in zip(was[k], now[k], strict=True)):
+            raise CheckpointError(f"--resume: this config's training lines give other normalisation statistics "
+                                  f"(mean {now['mean']}, std {now['std']}) than {last} was trained with (mean "
+                                  f"{was['mean']}, std {was['std']}): other data.train_sets or data.max_lines? "
+                                  "Resume with the run's data, or start a new run from its weights with "
+                                  "train.init_from")
+
+
 def config_changes(before: Config, after: Config) -> dict[str, list[Any]]:
     """``{"section.key": [before, after]}`` for every setting of ``after`` that differs from ``before``."""
     a, b = before.to_dict(), after.to_dict()
@@ -338,6 +362,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
     torch.manual_seed(tc.seed)
     task = build_task(cfg)
+    if resume:
+        _check_resumed_data(task, last)
     model = task.model.to(device)
     if tc.init_from and not resume:
         # The paper chains runs: each regularised net starts from the previous net's final weights.
