@@ -241,15 +241,24 @@ class TrainingError(RuntimeError):
     """Training cannot go on (the loss diverged); the message names the last checkpoint."""
 
 
+def _other_encoding(ours: dict[str, Any], meta: dict[str, Any]) -> str | None:
+    """``"alphabet"`` or ``"vocabulary"`` when a checkpoint's ``meta`` encodes text otherwise than this
+    task's meta ``ours`` (same shapes, other meaning), else None."""
+    for key, what in (("alphabet", "alphabet"), ("vocab", "vocabulary")):
+        if key in ours and key in meta and meta[key] != ours[key]:
+            return what
+    return None
+
+
 def _init_from(model: torch.nn.Module, task: Any, path: str) -> None:
     """Load ``path``'s weights into ``model`` (``train.init_from``), refusing a checkpoint made for another
     text encoding (a synthesis net's alphabet, a text net's vocabulary): same shapes, other meaning."""
     meta = load_meta(path)
     ours = task.meta()
-    for key, what in (("alphabet", "alphabet"), ("vocab", "vocabulary")):
-        if key in ours and key in meta and meta[key] != ours[key]:
-            raise CheckpointError(f"train.init_from {path}: its {what} is not this run's (another data set or "
-                                  f"data.alphabet); its weights would read the text wrongly")
+    what = _other_encoding(ours, meta)
+    if what:
+        raise CheckpointError(f"train.init_from {path}: its {what} is not this run's (another data set or "
+                              f"data.alphabet); its weights would read the text wrongly")
     if "normaliser" in ours and "normaliser" in meta and meta["normaliser"] != ours["normaliser"]:
         print(f"graves train: note: train.init_from {path} was trained with other normalisation statistics "
               "(other training sets); its weights start on inputs scaled differently", file=sys.stderr)
@@ -271,11 +280,11 @@ def _check_resumed_data(task: Any, last: Path) -> None:
     training transcriptions), so the check compares what the data made of them."""
     meta = load_meta(last)
     ours = task.meta()
-    for key, what in (("alphabet", "alphabet"), ("vocab", "vocabulary")):
-        if key in ours and key in meta and meta[key] != ours[key]:
-            raise CheckpointError(f"--resume: this config's data gives another {what} than the one {last} was "
-                                  "trained with (other data.train_sets, data.path or data.root?); resume with the "
-                                  "run's data, or start a new run from its weights with train.init_from")
+    what = _other_encoding(ours, meta)
+    if what:
+        raise CheckpointError(f"--resume: this config's data gives another {what} than the one {last} was "
+                              "trained with (other data.train_sets, data.path or data.root?); resume with the "
+                              "run's data, or start a new run from its weights with train.init_from")
     if "normaliser" in ours and "normaliser" in meta:
         was, now = meta["normaliser"], ours["normaliser"]
         if any(not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
