@@ -297,7 +297,8 @@ def test_every_shipped_config_passes_the_range_checks():
 
 
 @pytest.mark.parametrize("stage,start", [("hw-synth-awn", "hw-synth"), ("hw-synth-medium-awn", "hw-synth-medium"),
-                                         ("hw-predict-3x400-awn", "hw-predict-3x400")])
+                                         ("hw-predict-3x400-awn", "hw-predict-3x400"),
+                                         ("ptb-char-fast-awn", "ptb-char-fast")])
 def test_noise_stages_start_from_the_net_of_their_first_stage(stage, start):
     """A noise stage's [model] and [data] are its first stage's, so its init_from loads; it differs in noise."""
     after, before = load_config(REPO / "configs" / f"{stage}.toml"), load_config(REPO / "configs" / f"{start}.toml")
