@@ -242,3 +242,30 @@ def test_step_speed_times_both_settings_on_real_batches(capsys, monkeypatch):
     assert result["ratio"] == pytest.approx(result["float32"] / result["bfloat16"])
     out = capsys.readouterr().out
     assert "toy-hw-predict: 2 batches of 2" in out and "RATIO float32 / bfloat16 = " in out
+
+
+def test_step_speed_reads_a_text_epoch_in_order(capsys):
+    """A text epoch is a stream (no indexing): the bench reads it in order and times the chosen batches."""
+    from conftest import require_data
+
+    bench = _load("step_speed")
+    root = require_data("ptb").parent
+    config = str(BENCH.parent / "configs" / "toy-text.toml")
+    result = bench.main([config, f'data.root="{root}"', "--batches", "2", "--threads", "1"])
+    assert result["float32"] > 0 and result["bfloat16"] > 0
+    out = capsys.readouterr().out
+    assert "toy-text: 2 batches of " in out and "RATIO float32 / bfloat16 = " in out
+
+    class Stream:  # what pick() sees of a text epoch: a length and an iterator, read once up to the last wanted
+        read = 0
+
+        def __len__(self):
+            return 10
+
+        def __iter__(self):
+            for i in range(10):
+                Stream.read += 1
+                yield f"batch {i}"
+
+    assert bench.pick(Stream(), [0, 2, 5]) == {0: "batch 0", 2: "batch 2", 5: "batch 5"} and Stream.read == 6
+    assert bench.pick(["a", "b", "c"], [2]) == {2: "c"}
